@@ -1,0 +1,51 @@
+# Everything starts from nothing: `make test` on a fresh clone creates the venv, installs the
+# package with its dev extras and the Debian packages the tests need, then lints and tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+APT_PACKAGES := prometheus
+
+.PHONY: install system-deps lint typecheck pytest test up bench schemas clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests use (promtool / prometheus). Installed only when missing.
+system-deps:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		echo "installing Debian packages: $(APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+lint: install
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
+
+typecheck: install
+	$(BIN)/mypy --strict services tests bench
+
+pytest: install system-deps
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+schemas: install
+	$(BIN)/blocwatch schemas write
+
+# Until `blocwatch up` lands this runs the broker with every topic created.
+up: install
+	$(BIN)/blocwatch broker --create-topics
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

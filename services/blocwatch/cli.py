@@ -1,0 +1,77 @@
+"""The `blocwatch` command: one entry point, a subcommand per task, `--help` on each.
+
+Each package contributes its subcommands through a `register(subparsers)` function; errors a
+person can act on are printed as one line with the fix, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic_settings import BaseSettings
+
+from blocwatch import __version__
+from blocwatch.core import commands as core_commands
+from blocwatch.core.errors import BlocwatchError
+from blocwatch.core.logs import configure_logging
+from blocwatch.core.settings import BrokerSettings, KafkaSettings, settings_rows
+
+__all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+REGISTRARS: tuple[Register, ...] = (core_commands.register,)
+
+# Every settings class; `blocwatch settings` prints their variables and the README lists them.
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blocwatch",
+        description="Event-streaming alerts for geopolitical news: alliance and escalation events.",
+    )
+    parser.add_argument("--version", action="version", version=f"blocwatch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in REGISTRARS:
+        register(subparsers)
+    settings = subparsers.add_parser(
+        "settings", help="print every BLOCWATCH_* environment variable with its default"
+    )
+    settings.set_defaults(run=_run_settings)
+    return parser
+
+
+def all_settings_rows() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of every settings class, each variable once."""
+    rows: dict[str, tuple[str, str, str]] = {}
+    for cls in SETTINGS_CLASSES:
+        for row in settings_rows(cls):
+            rows.setdefault(row[0], row)
+    return list(rows.values())
+
+
+def _run_settings(_: argparse.Namespace) -> int:
+    print("| variable | default | meaning |")
+    print("|---|---|---|")
+    for name, default, description in all_settings_rows():
+        print(f"| `{name}` | `{default}` | {description} |")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        code: int = args.run(args)
+        return code
+    except BlocwatchError as exc:
+        print(f"blocwatch: error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Shared foundation: contracts, settings, Kafka wiring and metrics helpers. Imports no service."""

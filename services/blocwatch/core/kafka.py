@@ -1,0 +1,170 @@
+"""Kafka wiring: client options from settings (SASL/TLS included), producers, topic admin.
+
+Only the Kafka protocol is used, so the same code runs on the embedded broker and on Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
+
+from blocwatch.core.errors import BrokerError
+from blocwatch.core.logs import quiet_logger
+from blocwatch.core.settings import KafkaSettings
+
+__all__ = [
+    "client_options",
+    "ensure_topics",
+    "faust_options",
+    "list_topics",
+    "make_consumer",
+    "make_producer",
+]
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+        certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+        keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+    )
+    return context
+
+
+def client_options(settings: KafkaSettings, role: str) -> dict[str, Any]:
+    """Options every aiokafka client shares: servers, client id, security."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": f"{settings.kafka_client_id}-{role}",
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    context = _ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    return options
+
+
+def make_producer(settings: KafkaSettings, role: str, **extra: Any) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas: an ack means the record is durable."""
+    options = client_options(settings, role)
+    options.update(
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        linger_ms=5,
+    )
+    options.update(extra)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(
+    settings: KafkaSettings, role: str, *topics: str, group_id: str | None, **extra: Any
+) -> AIOKafkaConsumer:
+    """A consumer with manual commits: stages commit only after their outputs are acknowledged."""
+    options = client_options(settings, role)
+    options.update(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest")
+    options.update(extra)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def faust_options(settings: KafkaSettings) -> dict[str, Any]:
+    """faust.App keyword arguments for the same cluster and security settings."""
+    servers = ";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(","))
+    options: dict[str, Any] = {
+        "broker": servers,
+        "broker_client_id": settings.kafka_client_id,
+        "producer_acks": -1,
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication_factor,
+    }
+    credentials = _faust_credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    return options
+
+
+def _faust_credentials(settings: KafkaSettings) -> Any:
+    import faust  # imported here: faust is heavy and only the processor needs it
+
+    context = _ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+async def _admin(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(**client_options(settings, "admin"))
+    try:
+        with quiet_logger("aiokafka"):  # the BrokerError below says it once, readably
+            await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise BrokerError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}",
+            "start one with `blocwatch broker` or set BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS",
+        ) from exc
+    return admin
+
+
+async def ensure_topics(settings: KafkaSettings, names: Iterable[str] | None = None) -> list[str]:
+    """Create topics that do not exist yet (idempotent); returns the names it created."""
+    wanted = list(names) if names is not None else settings.topics.all()
+    configs = {"retention.ms": str(settings.topic_retention_ms)}
+    admin = await _admin(settings)
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    settings.topic_partitions,
+                    settings.topic_replication_factor,
+                    topic_configs=configs,
+                )
+                for name in wanted
+            ]
+        )
+    finally:
+        await admin.close()
+    created = []
+    for name, code, message in response.topic_errors:
+        if code == 0:
+            created.append(name)
+        elif code != TOPIC_ALREADY_EXISTS:
+            raise BrokerError(
+                f"cannot create topic {name}: {message or f'error code {code}'}",
+                "check broker permissions and BLOCWATCH_TOPIC_* settings",
+            )
+    return created
+
+
+async def list_topics(settings: KafkaSettings) -> dict[str, int]:
+    """Topic name → partition count, internal topics excluded."""
+    admin = await _admin(settings)
+    try:
+        names = [n for n in await admin.list_topics() if not n.startswith("__")]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    return {d["topic"]: len(d["partitions"]) for d in described}

@@ -1,0 +1,118 @@
+"""The embedded broker and the Kafka wiring, against the real Tansu binary."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from blocwatch.core.broker import EmbeddedBroker, free_port
+from blocwatch.core.codec import decode, encode
+from blocwatch.core.errors import BrokerError, ContractError
+from blocwatch.core.kafka import ensure_topics, list_topics, make_producer
+from blocwatch.core.models import NewsItem
+from blocwatch.core.settings import KafkaSettings
+
+from .streams import read_topic
+
+pytestmark = pytest.mark.broker
+
+
+async def test_news_item_round_trips_through_the_broker(kafka_settings: KafkaSettings) -> None:
+    item = NewsItem(
+        id="urn:example:1",
+        url="https://example.org/pact",
+        title="Pyongyang and Moscow ratify defence treaty",
+        summary="Both parliaments approved the pact.",
+        source="Example Wire",
+        fetched_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        region_hints=["Korean Peninsula"],
+    )
+    producer = make_producer(kafka_settings, "test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            kafka_settings.topics.news_raw, encode(item), key=item.id.encode()
+        )
+    finally:
+        await producer.stop()
+    [record] = await read_topic(kafka_settings, kafka_settings.topics.news_raw, count=1)
+    assert record.key == b"urn:example:1"
+    assert decode(NewsItem, record.value) == item
+
+
+async def test_invalid_payload_from_the_broker_is_rejected(kafka_settings: KafkaSettings) -> None:
+    producer = make_producer(kafka_settings, "test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(kafka_settings.topics.news_raw, b'{"id": "x", "title": 3}')
+    finally:
+        await producer.stop()
+    [record] = await read_topic(kafka_settings, kafka_settings.topics.news_raw, count=1)
+    with pytest.raises(ContractError, match=r"title: Input should be a valid string"):
+        decode(NewsItem, record.value)
+
+
+async def test_topic_creation_is_idempotent(kafka_settings: KafkaSettings) -> None:
+    assert await ensure_topics(kafka_settings) == []  # the fixture created them already
+    listed = await list_topics(kafka_settings)
+    for name in kafka_settings.topics.all():
+        assert listed[name] == 3
+
+
+async def test_unreachable_broker_is_a_readable_error() -> None:
+    settings = KafkaSettings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with pytest.raises(BrokerError, match="cannot reach Kafka"):
+        await list_topics(settings)
+
+
+async def test_port_in_use_is_a_readable_error(broker: EmbeddedBroker) -> None:
+    with pytest.raises(BrokerError, match="already in use"):
+        await EmbeddedBroker(port=broker.port).start()
+
+
+async def test_restart_serves_again_on_the_same_port() -> None:
+    async with EmbeddedBroker() as own:
+        port = own.port
+        await own.restart()
+        assert own.port == port
+        settings = KafkaSettings(kafka_bootstrap_servers=own.bootstrap_servers)
+        assert await ensure_topics(settings, ["after.restart"]) == ["after.restart"]
+
+
+def _blocwatch(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    return [sys.executable, "-m", "blocwatch", *args]
+
+
+async def test_cli_broker_then_topics_create_twice() -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *_blocwatch("broker", "--port", str(port)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        assert f"broker ready: 127.0.0.1:{port}" in line.decode()
+        env = {**os.environ, "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}
+        for expected in ("created  news.raw", "exists   news.raw"):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                _blocwatch("topics", "create"),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert expected in done.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    assert code == 0
