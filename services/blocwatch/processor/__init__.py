@@ -1,0 +1,1 @@
+"""The stream processor: tags news as alliance / escalation events (`blocwatch process`)."""
