@@ -176,7 +176,9 @@ def rule_exprs() -> list[PromExpr]:
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_NAME = re.compile(r"(?<![\w:])(?:blocwatch_|kafka_)[a-zA-Z0-9_:]*|(?<![\w:])(?:up|scrape_\w+)(?!\w)")
+_NAME = re.compile(
+    r"(?<![\w:])(?:blocwatch_|kafka_)[a-zA-Z0-9_:]*|(?<![\w:])(?:up|scrape_\w+)(?!\w)"
+)
 
 
 def metric_names(expr: str) -> set[str]:

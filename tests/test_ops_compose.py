@@ -50,11 +50,7 @@ def _assert_known(variables: set[str], where: str) -> None:
     known = settings_env_names()
     if not present_services():  # ServiceSettings' own fields are read once a service registers
         known |= {env_name(name) for name in ServiceSettings.model_fields}
-    unknown = {
-        name
-        for name in variables - known
-        if not name.startswith(_unchecked_prefixes())
-    }
+    unknown = {name for name in variables - known if not name.startswith(_unchecked_prefixes())}
     assert not unknown, f"{where} sets variables no settings class reads: {sorted(unknown)}"
 
 
@@ -160,7 +156,8 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_build_tools() -> None:
     assert not re.search(r"apt-get install|build-essential|gcc|pip install", final_text)
     assert "COPY --from=build /opt/blocwatch /opt/blocwatch" in final
     users = [line.split()[1] for line in final if line.startswith("USER ")]
-    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
     assert final[-2] == 'ENTRYPOINT ["blocwatch"]'
     for line in text.splitlines():
         if line.startswith("COPY ") and "--from" not in line:
@@ -171,4 +168,4 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_build_tools() -> None:
 
 def test_dockerignore_keeps_the_sources_in_the_context() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
-    assert "!services/" in ignore and "!pyproject.toml" in ignore
+    assert {"!services/", "!pyproject.toml", "!README.md"} <= set(ignore)

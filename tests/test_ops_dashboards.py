@@ -33,7 +33,8 @@ def test_required_dashboards_exist_with_stable_uids() -> None:
     boards = dashboards()
     uids = {board["uid"]: board["title"] for board in boards.values()}
     for uid, title in REQUIRED.items():
-        assert uid in uids and title in uids[uid]
+        assert uid in uids
+        assert title in uids[uid]
         assert f"{uid}.json" in boards
     assert len(uids) == len(boards), "dashboard uids must be unique"
 

@@ -64,11 +64,13 @@ def test_every_alert_has_annotations_severity_and_a_runbook() -> None:
     for rule in alert_rules():
         name = rule["alert"]
         annotations = rule.get("annotations", {})
-        assert annotations.get("summary") and annotations.get("description"), name
+        assert annotations.get("summary"), name
+        assert annotations.get("description"), name
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         assert annotations.get("runbook") == f"README.md#{name.lower()}", name
         paragraph = re.search(rf"^#### {name}\n\n(.+?)(?=\n#|\Z)", operations, re.M | re.S)
-        assert paragraph and len(paragraph.group(1).split()) > 30, f"README runbook for {name}"
+        assert paragraph, f"README has no runbook heading for {name}"
+        assert len(paragraph.group(1).split()) > 30, f"README runbook for {name} is too short"
 
 
 def test_prometheus_config_is_valid_with_the_rules(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def _expose_readiness(registry: CollectorRegistry, ready: Callable[[], bool]) ->
     try:
         gauge = Gauge(
             "blocwatch_ready",
-            "1 when the service is ready (/readyz answers 200): Kafka connected, partitions assigned.",
+            "1 when /readyz answers 200: Kafka connected and, for consumers, partitions assigned.",
             registry=registry,
         )
     except ValueError:  # a second OpsServer on the same registry: the first one's gauge stays
