@@ -7,17 +7,21 @@ whatever services exist on the branch and tighten by themselves as services land
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +43,14 @@ __all__ = [
     "dashboard_exprs",
     "dashboards",
     "env_names",
+    "feed_server",
     "metric_names",
     "parse_exposition",
     "present_services",
     "promtool",
     "rule_exprs",
     "scrape",
+    "service_env",
     "settings_env_names",
     "start_service",
     "substitute_grafana_variables",
@@ -305,25 +311,77 @@ class RunningService:
 
 
 def service_env(base: dict[str, str], service: Service, port: int) -> dict[str, str]:
+    """The process environment plus `base`, keeping only BLOCWATCH_* variables that exist."""
+    known = settings_env_names()
     env = {key: value for key, value in os.environ.items() if not key.startswith("BLOCWATCH_")}
-    env.update(base)
+    env.update({key: value for key, value in base.items() if key in known})
     env["BLOCWATCH_METRICS_HOST"] = "127.0.0.1"
     env[env_name(service.port_field)] = str(port)
     return env
 
 
 def start_service(
-    service: Service, env: dict[str, str], port: int, args: tuple[str, ...], log: Path
+    service: Service, env: dict[str, str], port: int, workdir: Path
 ) -> RunningService:
     """Start `blocwatch <command>` as a subprocess: the real command, its real OpsServer."""
+    log = workdir / f"{service.name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "blocwatch", *service.command, *args],
+            [sys.executable, "-m", "blocwatch", *service.command],
             env=service_env(env, service, port),
+            cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     return RunningService(service, process, port, log)
+
+
+# --- a real local feed server (stdlib, in a thread: the fixtures using it are synchronous) -------
+
+FEED_ITEMS = (
+    ("ops-1", "North Korea test-fires ballistic missile into the sea, Seoul says"),
+    ("ops-2", "Russia and North Korea sign mutual defence pact in Pyongyang"),
+    ("ops-3", "EU adopts new sanctions package against Iranian drone makers"),
+)
+
+
+def _rss() -> bytes:
+    items = "".join(
+        f"<item><guid isPermaLink='false'>{guid}</guid><title>{escape(title)}</title>"
+        f"<link>https://news.example.org/{guid}</link><description>{escape(title)}.</description>"
+        "<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate></item>"
+        for guid, title in FEED_ITEMS
+    )
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>ops</title>"
+        f"<link>https://news.example.org/</link>{items}</channel></rss>"
+    ).encode()
+
+
+class _FeedHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = _rss()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test output is not a web server log."""
+
+
+@contextlib.contextmanager
+def feed_server() -> Iterator[str]:
+    """Serve one RSS feed on a free 127.0.0.1 port; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FeedHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def env_names(text: str) -> set[str]:

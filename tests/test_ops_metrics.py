@@ -14,6 +14,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,11 +36,13 @@ from tests.ops import (
     alert_rules,
     dashboard_exprs,
     dashboard_variable_metrics,
+    feed_server,
     metric_names,
     parse_exposition,
     present_services,
     rule_exprs,
     scrape,
+    service_env,
     start_service,
     wait_until,
 )
@@ -56,6 +60,7 @@ KAFKA_EXPORTER_METRICS = {
 # Series Prometheus itself records for every scrape target.
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds"}
 START_TIMEOUT_S = 90.0
+TRAFFIC_WAIT_S = 30.0
 
 
 def _core_exposure() -> Exposed:
@@ -65,48 +70,87 @@ def _core_exposure() -> Exposed:
     return parse_exposition(generate_latest(registry).decode())
 
 
+def _sample(url: str, name: str) -> bool:
+    return re.search(rf"^{name}(\{{.*\}})? [1-9]", scrape(url), re.M) is not None
+
+
 @pytest.fixture(scope="module")
 def running_services(
     broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[RunningService]]:
-    """Every present service as its real `blocwatch` command, with its metrics endpoint up."""
+    """Every present service as its real `blocwatch` command on the session broker, the
+    collector polling a real local feed, each with its metrics endpoint answering."""
     services = present_services()
     if not services:
         yield []
         return
     workdir = tmp_path_factory.mktemp("services")
-    env = {
-        "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "BLOCWATCH_TOPIC_PREFIX": f"ops{free_port()}.",
-        "BLOCWATCH_LOG_LEVEL": "WARNING",
-    }
-    created = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "blocwatch"), "topics", "create"],
-        env={**env, "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
-    running = [
-        start_service(service, env, free_port(), (), workdir / f"{service.name}.log")
-        for service in services
+    with feed_server() as feed_url:
+        feeds = workdir / "feeds.yaml"
+        feeds.write_text(yaml.safe_dump({"feeds": [{"name": "ops-feed", "url": feed_url}]}))
+        env = {
+            "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "BLOCWATCH_TOPIC_PREFIX": f"ops{free_port()}.",
+            "BLOCWATCH_LOG_LEVEL": "WARNING",
+            "BLOCWATCH_COLLECTOR_FEEDS_FILE": str(feeds),
+            "BLOCWATCH_COLLECTOR_ALLOW_PRIVATE_ADDRESSES": "true",
+            "BLOCWATCH_COLLECTOR_DATA_DIR": str(workdir / "collector"),
+            "BLOCWATCH_PROCESSOR_DATA_DIR": str(workdir / "processor"),
+            "BLOCWATCH_ALERTER_DATA_DIR": str(workdir / "alerter"),
+            "BLOCWATCH_ALERTER_CONSOLE": "false",
+        }
+        created = subprocess.run(
+            [sys.executable, "-m", "blocwatch", "topics", "create"],
+            env=service_env(env, services[0], 0),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        running = [start_service(service, env, free_port(), workdir) for service in services]
+        try:
+            for service in running:
+                wait_until(
+                    f"{service.service.name} /metrics",
+                    lambda s=service: (
+                        s.process.poll() is None
+                        and f"blocwatch_{s.service.name}_" in scrape(s.metrics_url)
+                    ),
+                    START_TIMEOUT_S,
+                )
+            _wait_for_traffic(running)
+            yield running
+        finally:
+            for service in running:
+                service.stop()
+
+
+def _wait_for_traffic(running: list[RunningService]) -> None:
+    """Labelled metrics only show their labels once counted: let the feed flow through.
+
+    The collector's first poll is required; the later stages are waited for with a deadline
+    but not required (their label sets are then checked on whatever samples exist)."""
+    by_name = {service.service.name: service for service in running}
+    collector = by_name.get("collector")
+    if collector is not None:
+        wait_until(
+            "the collector's first fetch",
+            lambda: _sample(collector.metrics_url, "blocwatch_collector_fetches_total"),
+            START_TIMEOUT_S,
+        )
+    downstream = [
+        (by_name[name], metric)
+        for name, metric in (
+            ("processor", "blocwatch_processor_tags_total"),
+            ("alerter", "blocwatch_alerter_items_total"),
+        )
+        if name in by_name and collector is not None
     ]
-    try:
-        for service in running:
-            wait_until(
-                f"{service.service.name} /metrics",
-                lambda s=service: (
-                    s.process.poll() is None
-                    and f"blocwatch_{s.service.name}_" in scrape(s.metrics_url)
-                ),
-                START_TIMEOUT_S,
-            )
-        yield running
-    finally:
-        for service in running:
-            service.stop()
+    deadline = time.monotonic() + TRAFFIC_WAIT_S
+    while downstream and time.monotonic() < deadline:
+        downstream = [(s, m) for s, m in downstream if not _sample(s.metrics_url, m)]
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
