@@ -243,6 +243,8 @@ _SUFFIXES = {
 def parse_exposition(text: str) -> Exposed:
     exposed = Exposed()
     for family in text_string_to_metric_families(text):
+        if family.name.endswith("_created"):  # a counter's or histogram's creation time
+            continue
         suffixes = _SUFFIXES.get(family.type, ("",))
         declared = family.name + ("_total" if family.type == "counter" else "")
         labels = {
