@@ -53,6 +53,21 @@ def test_every_panel_has_a_unit_a_description_and_queries() -> None:
             assert all(target["expr"].strip() for target in panel["targets"]), where
 
 
+def test_panels_fit_the_grid_without_overlapping() -> None:
+    for name, board in dashboards().items():
+        taken: set[tuple[int, int]] = set()
+        for panel in board["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24, f"{name}: {panel['title']} is too wide"
+            cells = {
+                (x, y)
+                for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])
+            }
+            assert not cells & taken, f"{name}: {panel['title']} overlaps another panel"
+            taken |= cells
+
+
 def test_dashboards_use_the_provisioned_datasource() -> None:
     provisioned = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()

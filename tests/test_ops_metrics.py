@@ -16,7 +16,9 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,6 +191,28 @@ def test_present_services_expose_build_info_and_readiness(
         body = scrape(service.metrics_url)
         assert f'blocwatch_build_info{{service="{service.service.name}"' in body
         assert re.search(r"^blocwatch_ready [01]\.0$", body, re.M)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_every_service_serves_health_and_becomes_ready(
+    running_services: list[RunningService],
+) -> None:
+    """/healthz answers while alive; /readyz turns 200 once Kafka is connected and, for
+    consumers, partitions are assigned — and blocwatch_ready says the same."""
+    for service in running_services:
+        base = service.metrics_url.removesuffix("/metrics")
+        assert _status(f"{base}/healthz") == 200
+        readyz = f"{base}/readyz"
+        wait_until(f"{service.service.name} /readyz", lambda u=readyz: _status(u) == 200, 60)
+        assert re.search(r"^blocwatch_ready 1\.0$", scrape(service.metrics_url), re.M)
 
 
 def test_exposed_metrics_follow_the_conventions(exposed: dict[str, Exposed]) -> None:
