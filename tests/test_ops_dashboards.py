@@ -68,6 +68,19 @@ def test_panels_fit_the_grid_without_overlapping() -> None:
             taken |= cells
 
 
+def test_legends_use_labels_the_query_keeps() -> None:
+    """`{{label}}` in a legend must survive the query's aggregation (`by (...)`)."""
+    for name, board in dashboards().items():
+        for panel in dashboard_panels(board):
+            for target in panel["targets"]:
+                kept = re.findall(r"\bby \(([^)]*)\)", target["expr"])
+                if not kept:
+                    continue  # no aggregation: the series keep all their labels
+                labels = {label.strip() for group in kept for label in group.split(",")}
+                for used in re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")):
+                    assert used in labels, f"{name}: {panel['title']!r} legend {used!r}"
+
+
 def test_dashboards_use_the_provisioned_datasource() -> None:
     provisioned = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
