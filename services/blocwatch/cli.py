@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pydantic_settings import BaseSettings
 
 from blocwatch import __version__
+from blocwatch.collector import commands as collector_commands
+from blocwatch.collector.settings import CollectorSettings
 from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
@@ -22,10 +24,14 @@ __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: tuple[Register, ...] = (core_commands.register,)
+REGISTRARS: tuple[Register, ...] = (core_commands.register, collector_commands.register)
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings)
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    KafkaSettings,
+    BrokerSettings,
+    CollectorSettings,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
