@@ -25,6 +25,7 @@ from blocwatch.core.models import CATEGORIES_MAX, SUMMARY_MAX, TITLE_MAX, NewsIt
 
 __all__ = [
     "FeedParseError",
+    "NoTextError",
     "Normalised",
     "canonical_url",
     "item_id",
@@ -57,10 +58,15 @@ class FeedParseError(ValueError):
     """The bytes are not a feed we can read (or are refused as dangerous)."""
 
 
+class NoTextError(ValueError):
+    """An entry with neither title nor summary: nothing to tag, skipped (not an error)."""
+
+
 @dataclass(frozen=True)
 class Normalised:
     items: list[NewsItem]
     rejected: int  # entries that could not become a valid NewsItem
+    skipped: int = 0  # entries without any text
 
 
 def parse_feed(body: bytes, content_type: str = "") -> Any:
@@ -250,7 +256,7 @@ def normalise_entry(
     link = _text(entry.get("link")).strip()
     guid = _text(entry.get("id"))
     if not title and not summary:
-        raise ValueError("entry has neither title nor summary")
+        raise NoTextError("entry has neither title nor summary")
     url = canonical_url(link) if _is_http(link) else ""
     if not url and _is_http(guid):
         url = canonical_url(guid)
@@ -285,7 +291,7 @@ def normalise_entries(
     source = feed.source or plain_text(_text(feed_meta.get("title")), 200) or feed.name
     feed_language = _text(feed_meta.get("language")) or None
     items: list[NewsItem] = []
-    rejected = 0
+    rejected = skipped = 0
     for entry in _entries(parsed):
         try:
             items.append(
@@ -298,9 +304,11 @@ def normalise_entries(
                     skew=skew,
                 )
             )
+        except NoTextError:
+            skipped += 1
         except (ValidationError, ValueError, TypeError, AttributeError):
             rejected += 1
-    return Normalised(items, rejected)
+    return Normalised(items, rejected, skipped)
 
 
 def _entries(parsed: Any) -> Iterable[Mapping[str, Any]]:
