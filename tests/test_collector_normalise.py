@@ -21,7 +21,7 @@ from blocwatch.collector.normalise import (
 from blocwatch.collector.service import backoff_delay
 from blocwatch.collector.settings import DEFAULT_FEEDS_FILE, CollectorSettings
 from blocwatch.core.errors import ConfigError
-from blocwatch.core.models import CATEGORIES_MAX, SUMMARY_MAX, TITLE_MAX
+from blocwatch.core.models import CATEGORIES_MAX, SUMMARY_MAX, TITLE_MAX, NewsItem
 from blocwatch.core.settings import load_settings
 
 from .feedserver import rss
@@ -30,7 +30,7 @@ FEED = Feed(name="test", url="https://news.example.org/feed", regions=["korean-p
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def normalise(body: bytes) -> list[object]:
+def normalise(body: bytes) -> list[NewsItem]:
     return list(normalise_entries(parse_feed(body), FEED, NOW).items)
 
 
@@ -77,21 +77,27 @@ def test_entries_become_news_items() -> None:
     items = normalise(rss([("g1", "Pact &amp; <b>drills</b>", "<p>Summary</p>")]))
     assert len(items) == 1
     item = items[0]
-    assert item.id == "test:g1"  # type: ignore[attr-defined]
-    assert item.title == "Pact & drills"  # type: ignore[attr-defined]
-    assert item.summary == "Summary"  # type: ignore[attr-defined]
-    assert item.url == "https://news.example.org/g1"  # type: ignore[attr-defined]
-    assert item.published_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # type: ignore[attr-defined]
-    assert item.region_hints == ["korean-peninsula"]  # type: ignore[attr-defined]
+    assert item.id == "test:g1"
+    assert item.title == "Pact & drills"
+    assert item.summary == "Summary"
+    assert item.url == "https://news.example.org/g1"
+    assert item.published_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    assert item.region_hints == ["korean-peninsula"]
 
 
 def test_future_and_missing_times_fall_back_to_fetch_time() -> None:
-    future = rss([("g1", "t", "s")]).replace(b"Mon, 23 Nov 2026 10:00:00", b"Mon, 23 Nov 2027 10:00:00")
-    missing = rss([("g1", "t", "s")]).replace(b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate>", b"")
+    future = rss([("g1", "t", "s")]).replace(
+        b"Mon, 23 Nov 2026 10:00:00", b"Mon, 23 Nov 2027 10:00:00"
+    )
+    missing = rss([("g1", "t", "s")]).replace(
+        b"<pubDate>Mon, 23 Nov 2026 10:00:00 GMT</pubDate>", b""
+    )
     for body in (future, missing):
         (item,) = normalise_entries(parse_feed(body), FEED, NOW).items
         assert item.published_at == NOW
-    skewed = rss([("g1", "t", "s")]).replace(b"Mon, 23 Nov 2026 10:00:00", b"Mon, 23 Nov 2026 12:02:00")
+    skewed = rss([("g1", "t", "s")]).replace(
+        b"Mon, 23 Nov 2026 10:00:00", b"Mon, 23 Nov 2026 12:02:00"
+    )
     (item,) = normalise_entries(parse_feed(skewed), FEED, NOW, timedelta(minutes=5)).items
     assert item.published_at == NOW + timedelta(minutes=2)
 
@@ -148,7 +154,8 @@ def test_shipped_feeds_file_loads() -> None:
     ("text", "fragment"),
     [
         ("feeds:\n  - {name: a, url: 'ftp://x.org/f'}\n", "entry 0 ('a'): field url"),
-        ("feeds:\n  - {name: a, url: 'https://x.org'}\n  - {name: b}\n", "entry 1 ('b'): field url"),
+        ("feeds:\n  - {name: a, url: 'https://x.org'}\n  - {name: b}\n",
+         "entry 1 ('b'): field url"),
         ("feeds:\n  - {name: 'bad name', url: 'https://x.org'}\n", "field name"),
         ("feeds:\n  - {name: a, url: 'https://x.org', colour: red}\n", "field colour"),
         ("feeds:\n  - {name: a, url: 'https://x.org', poll_interval_s: 0}\n", "poll_interval_s"),

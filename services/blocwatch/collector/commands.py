@@ -73,8 +73,14 @@ def _run_collect(args: argparse.Namespace) -> int:
     return asyncio.run(collect(settings, feeds, once=args.once))
 
 
-async def collect(settings: CollectorSettings, feeds: list[Feed], *, once: bool = False) -> int:
-    """Run the collector until SIGINT/SIGTERM (or one round with `once`); flush on the way out."""
+async def collect(
+    settings: CollectorSettings,
+    feeds: list[Feed],
+    *,
+    once: bool = False,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run the collector until SIGINT/SIGTERM or `stop` (one round with `once`); then flush."""
     registry = new_registry("collector")
     async with running_collector(settings, feeds, registry) as running:
         if once:
@@ -93,10 +99,10 @@ async def collect(settings: CollectorSettings, feeds: list[Feed], *, once: bool 
             log.info(
                 "collecting %d feeds; metrics on %s/metrics", len(running.collector.feeds), ops.url
             )
-            stop = asyncio.Event()
-            poller = asyncio.create_task(running.collector.run(stop))
-            await wait_for_signal()
-            stop.set()
+            done = asyncio.Event()
+            poller = asyncio.create_task(running.collector.run(done))
+            await (stop.wait() if stop is not None else wait_for_signal())
+            done.set()
             await poller
     return 0
 

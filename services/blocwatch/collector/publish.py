@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from blocwatch.collector.metrics import CollectorMetrics
 from blocwatch.collector.seen import SeenStore
 from blocwatch.core.codec import encode
+from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.models import NewsItem
 
 __all__ = ["Publisher"]
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 RETRY_BASE_S = 0.2
 RETRY_MAX_S = 5.0
-REBUILD_AFTER_FAILURES = 2
 
 
 class _Submission:
@@ -143,13 +143,17 @@ class Publisher:
     async def _publish_batch(self) -> bool:
         batch = [self._buffer[i] for i in range(min(BATCH, len(self._buffer)))]
         try:
+            if self._failures and self.ensure_topic is not None:
+                # After an outage the topic may be gone (a restarted in-memory broker); some
+                # brokers accept records for a missing topic and lose them, so create it first.
+                await self.ensure_topic()
             producer = await self._ready_producer()
             futures = [
                 await producer.send(self.topic, encode(p.item), key=p.item.id.encode())
                 for p in batch
             ]
             results = await asyncio.gather(*futures, return_exceptions=True)
-        except (KafkaError, OSError) as exc:
+        except (KafkaError, OSError, BlocwatchError) as exc:
             return await self._failed(exc)
         acked = [p for p, r in zip(batch, results, strict=True) if not isinstance(r, BaseException)]
         self._acknowledge(acked)
@@ -195,11 +199,9 @@ class Publisher:
                 len(self._buffer),
             )
         self.connected = False
-        if self._failures >= REBUILD_AFTER_FAILURES:
-            await self._drop_producer()  # a fresh client re-bootstraps against the cluster
-        if self.ensure_topic is not None:
-            with contextlib.suppress(Exception):  # best effort; the next send tells
-                await self.ensure_topic()
+        # A fresh client re-bootstraps and re-reads metadata: the old one's cached view may
+        # describe a topic the (restarted) broker no longer has.
+        await self._drop_producer()
         return False
 
     def _recovered(self) -> None:

@@ -193,10 +193,17 @@ class Collector:
             delay = self.next_delay(feed, outcome)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every enabled feed until `stop` is set."""
-        async with asyncio.TaskGroup() as group:
-            for feed in self.feeds:
-                group.create_task(self.run_feed(feed, stop), name=f"feed:{feed.name}")
+        """Poll every enabled feed until `stop` is set; fetches in flight are abandoned."""
+        tasks = [
+            asyncio.create_task(self.run_feed(feed, stop), name=f"feed:{feed.name}")
+            for feed in self.feeds
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run_once(self) -> dict[str, PollOutcome]:
         """Poll every enabled feed once, concurrently (cron, backfill)."""
