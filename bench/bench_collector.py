@@ -1,5 +1,7 @@
 """Collector throughput: 1,000 feeds on a local server (half answer 304), one collector process.
 
+Steady state per round: 500 feeds answer 304; 500 answer 200 with 20 items of which one is new.
+
 Prints feeds polled per minute and CPU seconds per 1,000 polls for the collector (fetch with
 validators, parse, normalise, dedup, publish to the embedded broker) beside plain sequential
 fetching of the same URLs (GET and read the body, nothing else) measured in the same run.
@@ -32,7 +34,7 @@ ROUNDS = 3
 GOAL_PER_MIN = 1000.0
 
 
-def feed_body(index: int) -> bytes:
+def feed_body(index: int, first: int = 0) -> bytes:
     items = "".join(
         f"<item><guid>https://news.example.org/{index}/{n}</guid>"
         f"<title>Feed {index} headline {n}: talks on a defence pact &amp; drills</title>"
@@ -40,7 +42,7 @@ def feed_body(index: int) -> bytes:
         f"<description>&lt;p&gt;Summary {n} of feed {index}, with &lt;b&gt;markup&lt;/b&gt; "
         f"and enough words to look like a real wire item about a missile test.&lt;/p&gt;"
         f"</description><pubDate>Mon, 23 Nov 2026 10:{n:02d}:00 GMT</pubDate></item>"
-        for n in range(ITEMS_PER_FEED)
+        for n in range(first, first + ITEMS_PER_FEED)
     )
     return (
         f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
@@ -50,8 +52,10 @@ def feed_body(index: int) -> bytes:
 
 
 def serve(port: int, ready: multiprocessing.synchronize.Event) -> None:
-    """The feed server process: even feeds carry an ETag (304 on repeat), odd ones do not."""
-    bodies = {i: feed_body(i) for i in range(FEEDS)}
+    """The feed server process: even feeds carry an ETag (304 on repeat); odd ones do not and
+    gain one new item per request (the other 19 are duplicates the collector must skip)."""
+    bodies = {i: feed_body(i) for i in range(0, FEEDS, 2)}
+    hits = dict.fromkeys(range(FEEDS), 0)
 
     async def handle(request: web.Request) -> web.Response:
         index = int(request.match_info["index"])
@@ -61,7 +65,9 @@ def serve(port: int, ready: multiprocessing.synchronize.Event) -> None:
             headers["ETag"] = etag
             if request.headers.get("If-None-Match") == etag:
                 return web.Response(status=304, headers=headers)
-        return web.Response(body=bodies[index], headers=headers)
+            return web.Response(body=bodies[index], headers=headers)
+        hits[index] += 1
+        return web.Response(body=feed_body(index, hits[index]), headers=headers)
 
     async def main() -> None:
         app = web.Application()
@@ -132,7 +138,10 @@ def report(seq_wall: float, seq_cpu: float, rounds: list[tuple[float, float, int
     wall = sum(r[0] for r in steady) / len(steady)
     cpu = sum(r[1] for r in steady) / len(steady)
     rate = FEEDS / wall * 60
-    print(f"{FEEDS} feeds x {ITEMS_PER_FEED} items, {HOSTS} hosts, half answer 304 on repeat")
+    print(
+        f"{FEEDS} feeds x {ITEMS_PER_FEED} items on {HOSTS} hosts; on repeat half answer 304, "
+        "half 200 with one new item"
+    )
     print(f"{'path':<44}{'feeds/min':>12}{'CPU s/1000 polls':>18}")
     print(
         f"{'plain sequential GET (no parse)':<44}{seq_rate:>12,.0f}{seq_cpu / FEEDS * 1000:>18.2f}"

@@ -73,7 +73,11 @@ def parse_feed(body: bytes, content_type: str = "") -> Any:
     """feedparser's result for feed bytes; FeedParseError when it is not a feed at all."""
     _refuse_entity_bombs(body)
     headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True)
+    # Our own plain_text() strips every tag and drops script/style content, so feedparser's
+    # HTML sanitiser and relative-URI rewriting (a third of its time) are not needed.
+    parsed = feedparser.parse(
+        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
     if not parsed.entries and parsed.get("bozo") and not parsed.get("version"):
         reason = parsed.get("bozo_exception")
         raise FeedParseError(f"not a feed: {type(reason).__name__}: {reason}"[:300])
