@@ -227,3 +227,9 @@ def test_backoff_grows_with_jitter_and_cap() -> None:
     assert all(30 <= d <= 3600 for d in delays)
     assert delays[3] > delays[0]
     assert backoff_delay(20, 60, 3600, rng) <= 3600
+
+
+def test_feeds_file_defaults_apply() -> None:
+    text = "defaults: {regions: [asia]}\nfeeds:\n  - {name: a, url: 'https://x.org/f'}\n"
+    (feed,) = parse_feeds(text, "f.yaml", default_poll_interval_s=42)
+    assert (feed.poll_interval_s, feed.regions, feed.outlet) == (42, ["asia"], "a")

@@ -64,10 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run_collect(args: argparse.Namespace) -> int:
     settings = load_settings(CollectorSettings, collector_feeds_file=args.feeds)
     configure_logging(settings.log_level)
-    feeds = load_feeds(settings.collector_feeds_file)
+    feeds = load_feeds(settings.feeds_file, settings.collector_default_poll_interval_s)
     if not any(feed.enabled for feed in feeds):
         raise ConfigError(
-            f"{settings.collector_feeds_file}: no enabled feed",
+            f"{settings.feeds_file}: no enabled feed",
             "enable at least one feed (enabled: true)",
         )
     return asyncio.run(collect(settings, feeds, once=args.once))

@@ -70,7 +70,7 @@ class FeedsFile(BaseModel):
     feeds: list[dict[str, Any]]
 
 
-def load_feeds(path: Path) -> list[Feed]:
+def load_feeds(path: Path, default_poll_interval_s: float = 300.0) -> list[Feed]:
     """Every feed of a feeds file (disabled ones included); ConfigError names file/entry/field."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -79,10 +79,10 @@ def load_feeds(path: Path) -> list[Feed]:
             f"cannot read feeds file {path}: {exc}",
             "pass an existing YAML file with --feeds or BLOCWATCH_COLLECTOR_FEEDS_FILE",
         ) from exc
-    return parse_feeds(text, str(path))
+    return parse_feeds(text, str(path), default_poll_interval_s)
 
 
-def parse_feeds(text: str, where: str) -> list[Feed]:
+def parse_feeds(text: str, where: str, default_poll_interval_s: float = 300.0) -> list[Feed]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -96,7 +96,8 @@ def parse_feeds(text: str, where: str) -> list[Feed]:
             f"{where}: field {field}: {problem['msg']}",
             "the file needs a top-level `feeds:` list (see README, Collector)",
         ) from exc
-    feeds = [_entry(where, index, layout.defaults, raw) for index, raw in enumerate(layout.feeds)]
+    defaults = {"poll_interval_s": default_poll_interval_s, **layout.defaults}
+    feeds = [_entry(where, index, defaults, raw) for index, raw in enumerate(layout.feeds)]
     _check_unique(where, feeds)
     return feeds
 

@@ -20,8 +20,9 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class CollectorSettings(ServiceSettings):
     """`blocwatch collect` and `blocwatch ingest`."""
 
-    collector_feeds_file: Path = Field(
-        default=DEFAULT_FEEDS_FILE, description="YAML feeds file (default: the shipped one)."
+    collector_feeds_file: Path | None = Field(
+        default=None,
+        description="YAML feeds file (default: the feeds.yaml shipped in the package).",
     )
     collector_data_dir: Path = Field(
         default=Path(".blocwatch/collector"),
@@ -100,6 +101,10 @@ class CollectorSettings(ServiceSettings):
         return tuple(
             ipaddress.ip_network(p, strict=False) for p in _split(self.collector_allowed_cidrs)
         )
+
+    @property
+    def feeds_file(self) -> Path:
+        return self.collector_feeds_file or DEFAULT_FEEDS_FILE
 
     @property
     def metrics_port(self) -> int:
