@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from blocwatch.collector.feeds import Feed, load_feeds, parse_feeds
 from blocwatch.collector.fetch import AddressGuard, parse_retry_after
@@ -134,7 +136,14 @@ def test_entity_expansion_bomb_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"<html><body><p>Not a feed</p></body></html>", b"\xff\xfe\x00garbage<<<", b"{}"],
+    [
+        b"",
+        b"<html><body><p>Not a feed</p></body></html>",
+        b"\xff\xfe\x00garbage<<<",
+        b"{}",
+        b"<?encoding='\x80'?>",  # feedparser raises UnicodeDecodeError on these (found by fuzzing)
+        b"<?encoding='\x00'?>",
+    ],
 )
 def test_non_feeds_yield_no_items(body: bytes) -> None:
     try:
@@ -233,3 +242,27 @@ def test_feeds_file_defaults_apply() -> None:
     text = "defaults: {regions: [asia]}\nfeeds:\n  - {name: a, url: 'https://x.org/f'}\n"
     (feed,) = parse_feeds(text, "f.yaml", default_poll_interval_s=42)
     assert (feed.poll_interval_s, feed.regions, feed.outlet) == (42, ["asia"], "a")
+
+
+FEED_SAMPLE = rss([("g1", "Pact <b>signed</b>", "Drills &amp; tests"), ("g2", "Second", "x")])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.one_of(
+        st.binary(max_size=2000),
+        st.builds(
+            lambda cut, junk: FEED_SAMPLE[:cut] + junk + FEED_SAMPLE[cut:],
+            st.integers(0, len(FEED_SAMPLE)),
+            st.binary(max_size=40),
+        ),
+        st.builds(lambda n: FEED_SAMPLE[:n], st.integers(0, len(FEED_SAMPLE))),
+    )
+)
+def test_random_and_mutated_bytes_never_crash_the_parse_path(data: bytes) -> None:
+    try:
+        parsed = parse_feed(data)
+    except FeedParseError:
+        return
+    for item in normalise_entries(parsed, FEED, NOW).items:
+        assert "<b>" not in item.title

@@ -88,7 +88,7 @@ async def collect(
             failed = sum(1 for o in outcomes.values() if o.result not in ("ok", "not_modified"))
             queued = sum(o.published for o in outcomes.values())
             print(f"polled {len(outcomes)} feeds: {queued} new items, {failed} failed", flush=True)
-            return 0
+            return 1 if outcomes and failed == len(outcomes) else 0  # cron notices total failure
         ops = OpsServer(
             registry,
             settings.metrics_host,

@@ -75,9 +75,12 @@ def parse_feed(body: bytes, content_type: str = "") -> Any:
     headers = {"content-type": content_type} if content_type else {}
     # Our own plain_text() strips every tag and drops script/style content, so feedparser's
     # HTML sanitiser and relative-URI rewriting (a third of its time) are not needed.
-    parsed = feedparser.parse(
-        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
-    )
+    try:
+        parsed = feedparser.parse(
+            body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+        )
+    except Exception as exc:  # feedparser itself fails on some hostile bytes (fuzzing found it)
+        raise FeedParseError(f"feedparser failed: {type(exc).__name__}: {exc}"[:300]) from exc
     if not parsed.entries and parsed.get("bozo") and not parsed.get("version"):
         reason = parsed.get("bozo_exception")
         raise FeedParseError(f"not a feed: {type(reason).__name__}: {reason}"[:300])
@@ -215,7 +218,10 @@ def _utc(value: time.struct_time | None) -> datetime | None:
 def _published(entry: Mapping[str, Any], fetched_at: datetime, skew: timedelta) -> datetime:
     """Entry time in UTC; the fetch time when missing or implausibly far in the future."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        when = _utc(entry.get(key))
+        # dict.get: feedparser's own get() maps missing date keys onto each other with a
+        # DeprecationWarning; we choose the fallback order ourselves.
+        raw = dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
+        when = _utc(raw)
         if when is not None:
             return fetched_at if when > fetched_at + skew else when
     return fetched_at

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 RETRY_BASE_S = 0.2
 RETRY_MAX_S = 5.0
+IDLE_CONNECT_CHECK_S = 5.0
 
 
 class _Submission:
@@ -123,7 +124,11 @@ class Publisher:
         """Publish until cancelled."""
         try:
             while True:
-                await self._wakeup.wait()
+                if self._producer is None and not self._buffer:
+                    await self._try_connect()  # readiness: connect before there is anything
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_CONNECT_CHECK_S):
+                        await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._buffer:
                     if not await self._publish_batch():
@@ -187,6 +192,15 @@ class Publisher:
             self._producer = producer
             self.connected = True
         return self._producer
+
+    async def _try_connect(self) -> None:
+        try:
+            await self._ready_producer()
+        except (KafkaError, OSError) as exc:
+            if self.connected or not self._failures:
+                log.warning("broker unreachable (%s); will retry", type(exc).__name__)
+            self.connected = False
+            self._failures = max(self._failures, 1)
 
     async def _failed(self, exc: BaseException) -> bool:
         self._failures += 1
