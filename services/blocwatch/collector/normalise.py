@@ -238,6 +238,12 @@ def _categories(entry: Mapping[str, Any]) -> list[str]:
     return terms
 
 
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    merged = list(first)
+    merged.extend(term for term in second if term not in merged)
+    return merged[:CATEGORIES_MAX]
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -282,7 +288,8 @@ def normalise_entry(
         published_at=_published(entry, fetched_at, skew),
         fetched_at=fetched_at,
         language=(language or None) and language[:35],
-        categories=_categories(entry),
+        # The feed's configured topic hints travel with the entry's own categories.
+        categories=_merge(_categories(entry), feed.topics),
         region_hints=list(feed.regions),
     )
 
