@@ -94,7 +94,10 @@ class Publisher:
         return item_id in self._pending_ids
 
     def offer(self, items: list[NewsItem], on_done: Callable[[], None] | None = None) -> bool:
-        """Queue all of a poll's new items, or none when the buffer cannot take them."""
+        """Queue all of a poll's new items, or none when the buffer cannot take them.
+
+        An empty buffer takes any poll, however large, so one huge feed cannot starve forever.
+        """
         if self._buffer and len(self._buffer) + len(items) > self.capacity:
             return False
         submission = _Submission(len(items), on_done)
@@ -148,17 +151,15 @@ class Publisher:
     async def _publish_batch(self) -> bool:
         batch = [self._buffer[i] for i in range(min(BATCH, len(self._buffer)))]
         try:
-            if self._failures and self.ensure_topic is not None:
-                # After an outage the topic may be gone (a restarted in-memory broker); some
-                # brokers accept records for a missing topic and lose them, so create it first.
-                await self.ensure_topic()
+            if self._failures:
+                await self._ensure_topic()
             producer = await self._ready_producer()
             futures = [
                 await producer.send(self.topic, encode(p.item), key=p.item.id.encode())
                 for p in batch
             ]
             results = await asyncio.gather(*futures, return_exceptions=True)
-        except (KafkaError, OSError, BlocwatchError) as exc:
+        except (KafkaError, OSError) as exc:
             return await self._failed(exc)
         acked = [p for p, r in zip(batch, results, strict=True) if not isinstance(r, BaseException)]
         self._acknowledge(acked)
@@ -192,6 +193,17 @@ class Publisher:
             self._producer = producer
             self.connected = True
         return self._producer
+
+    async def _ensure_topic(self) -> None:
+        """After an outage the topic may be gone (a restarted in-memory broker, which accepts
+        records for a missing topic and loses them): recreate it before sending. Best effort:
+        without create permission on a real cluster the topic simply has to exist already."""
+        if self.ensure_topic is None:
+            return
+        try:
+            await self.ensure_topic()
+        except (BlocwatchError, KafkaError, OSError) as exc:
+            log.debug("could not ensure topic %s: %s", self.topic, exc)
 
     async def _try_connect(self) -> None:
         try:
