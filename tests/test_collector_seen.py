@@ -14,7 +14,7 @@ from blocwatch.collector.fetch import AddressGuard, Fetcher, FetchPolicy, Valida
 from blocwatch.collector.metrics import CollectorMetrics
 from blocwatch.collector.publish import Publisher
 from blocwatch.collector.seen import SeenStore
-from blocwatch.collector.service import Collector
+from blocwatch.collector.service import Collector, PollOutcome
 from blocwatch.core.broker import free_port
 from blocwatch.core.kafka import make_producer
 from blocwatch.core.metrics import new_registry
@@ -87,3 +87,34 @@ def _items(count: int) -> list[NewsItem]:
         NewsItem(id=f"x{i}", url="https://x.org", title="t", source="s", fetched_at=now)
         for i in range(count)
     ]
+
+
+async def test_feed_failures_are_logged_once_per_change_of_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = Feed(name="flaky", url="https://x.org/f", poll_interval_s=60)
+    metrics = CollectorMetrics.create(new_registry("collector"))
+    guard, policy = AddressGuard(), FetchPolicy()
+    kafka = KafkaSettings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with SeenStore(tmp_path / "seen.db", ttl_s=100, max_entries=1000) as seen:
+        publisher = Publisher(
+            lambda: make_producer(kafka, "t"), "news.raw", seen, metrics, capacity=1
+        )
+        async with make_session(policy, guard) as session:
+            fetcher = Fetcher(session, policy, guard, lambda: datetime.now(UTC))
+            collector = Collector([feed], fetcher, seen, publisher, metrics)
+            sequence = ["timeout", "timeout", "timeout", "ok", "ok", "http_error", "http_error"]
+            delays = []
+            with caplog.at_level("INFO", logger="blocwatch.collector.service"):
+                for result in sequence:
+                    outcome = PollOutcome(result, detail="why")
+                    collector.report(feed, outcome)
+                    delays.append(collector.next_delay(feed, outcome))
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "feed flaky: timeout why",
+        "feed flaky recovered (ok)",
+        "feed flaky: http_error why",
+    ]
+    assert delays[3] == 60  # healthy again: its own pace
+    assert max(delays[:3]) > 60  # failing: backing off beyond the interval
