@@ -184,9 +184,13 @@ class Publisher:
     async def _ready_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = self.producer_factory()
+            # Shielded: a shutdown arriving mid-start must not leave a half-open connection.
+            starting = asyncio.ensure_future(producer.start())
             try:
-                await producer.start()
+                await asyncio.shield(starting)
             except BaseException:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await starting
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 raise
