@@ -116,6 +116,22 @@ async def test_failing_feeds_never_delay_healthy_ones(
     assert run.collector.states["gone"].failures >= 1
 
 
+async def test_hanging_server_times_out_and_is_counted(
+    server: FeedServer, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    settings = collector_settings(kafka_settings, tmp_path)  # read timeout 1 s, total 3 s
+    server.routes["hang"] = Route(rss(items(0, 1)), hang=asyncio.Event())
+    server.routes["good"] = Route(rss(items(0, 2)))
+    feeds = [Feed(name=name, url=server.url(name)) for name in ("hang", "good")]
+    registry = new_registry("collector")
+    async with running_collector(settings, feeds, registry) as run:
+        outcomes = await run.collector.run_once()
+    assert outcomes["hang"].result == "timeout"
+    assert outcomes["good"].published == 2
+    labels = {"feed": "hang", "result": "timeout"}
+    assert sample(registry, "blocwatch_collector_fetches_total", **labels) == 1
+
+
 def _bind_check_reusing_address(host: str, port: int) -> None:
     # core's check binds without SO_REUSEADDR, so the TIME_WAIT connections of the broker we
     # just stopped make the same port look taken; a listening socket still makes this fail.
@@ -288,6 +304,8 @@ async def test_collect_serves_metrics_and_health(
         'blocwatch_collector_fetches_total{feed="m",result="ok"} 1.0',
         'blocwatch_collector_fetch_duration_seconds_count{feed="m"} 1.0',
         "blocwatch_collector_buffer_depth 0.0",
+        'blocwatch_collector_fetches_total{feed="m",result="timeout"} 0.0',
+        'blocwatch_collector_parse_failures_total{feed="m"} 0.0',
         'blocwatch_collector_last_success_timestamp_seconds{feed="m"}',
         'blocwatch_build_info{service="collector"',
     ):

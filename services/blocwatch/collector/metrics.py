@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from blocwatch.collector.fetch import FetchResult
 from blocwatch.core.metrics import LATENCY_BUCKETS
 
-__all__ = ["CollectorMetrics"]
+__all__ = ["RESULTS", "CollectorMetrics"]
+
+RESULTS: tuple[str, ...] = (*get_args(FetchResult), "parse_error")
 
 
 @dataclass(frozen=True)
@@ -74,3 +79,13 @@ class CollectorMetrics:
                 registry=registry,
             ),
         )
+
+    def declare(self, feeds: Iterable[str]) -> None:
+        """Create every feed's series at zero, so rates and alerts see feeds that never polled."""
+        for feed in feeds:
+            for result in RESULTS:
+                self.fetches.labels(feed=feed, result=result)
+            self.fetch_duration.labels(feed=feed)
+            self.published.labels(feed=feed)
+            self.duplicates.labels(feed=feed)
+            self.parse_failures.labels(feed=feed)

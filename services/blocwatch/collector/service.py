@@ -88,6 +88,7 @@ class Collector:
         self.clock = clock
         self.rng = rng or random.Random()
         self.states = {feed.name: FeedState() for feed in self.feeds}
+        metrics.declare(self.states)
         self._slots = asyncio.Semaphore(concurrency)
 
     # -- one poll ------------------------------------------------------------------------------
