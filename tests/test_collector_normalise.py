@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blocwatch.collector.feeds import Feed, load_feeds, parse_feeds
+from blocwatch.collector.feeds import Feed, load_feeds, parse_feeds, shard
 from blocwatch.collector.fetch import AddressGuard, parse_retry_after
 from blocwatch.collector.normalise import (
     FeedParseError,
@@ -266,3 +266,15 @@ def test_random_and_mutated_bytes_never_crash_the_parse_path(data: bytes) -> Non
         return
     for item in normalise_entries(parsed, FEED, NOW).items:
         assert "<b>" not in item.title
+
+
+def test_shards_split_the_feeds_without_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    feeds = [Feed(name=f"feed-{i}", url=f"https://x.org/{i}") for i in range(50)]
+    parts = [shard(feeds, index, 3) for index in range(3)]
+    assert sorted(f.name for part in parts for f in part) == sorted(f.name for f in feeds)
+    assert all(parts)
+    assert shard(feeds, 0, 1) == feeds
+    monkeypatch.setenv("BLOCWATCH_COLLECTOR_SHARD_COUNT", "2")
+    monkeypatch.setenv("BLOCWATCH_COLLECTOR_SHARD_INDEX", "2")
+    with pytest.raises(ConfigError, match="SHARD"):
+        load_settings(CollectorSettings)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from blocwatch.collector.feeds import Feed, load_feeds
+from blocwatch.collector.feeds import Feed, load_feeds, shard
 from blocwatch.collector.metrics import CollectorMetrics
 from blocwatch.collector.normalise import FeedParseError, normalise_entries, parse_feed
 from blocwatch.collector.runtime import running_collector, running_publisher
@@ -65,10 +65,12 @@ def _run_collect(args: argparse.Namespace) -> int:
     settings = load_settings(CollectorSettings, collector_feeds_file=args.feeds)
     configure_logging(settings.log_level)
     feeds = load_feeds(settings.feeds_file, settings.collector_default_poll_interval_s)
+    feeds = shard(feeds, settings.collector_shard_index, settings.collector_shard_count)
     if not any(feed.enabled for feed in feeds):
         raise ConfigError(
-            f"{settings.feeds_file}: no enabled feed",
-            "enable at least one feed (enabled: true)",
+            f"{settings.feeds_file}: no enabled feed for shard "
+            f"{settings.collector_shard_index} of {settings.collector_shard_count}",
+            "enable at least one feed (enabled: true) or use fewer shards",
         )
     return asyncio.run(collect(settings, feeds, once=args.once))
 

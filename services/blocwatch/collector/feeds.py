@@ -19,6 +19,7 @@ Errors name the file, the entry (index and name) and the field, and stop the col
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from blocwatch.core.errors import ConfigError
 
-__all__ = ["Feed", "FeedsFile", "load_feeds", "parse_feeds"]
+__all__ = ["Feed", "FeedsFile", "load_feeds", "parse_feeds", "shard"]
 
 FEED_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -125,3 +126,9 @@ def _check_unique(where: str, feeds: list[Feed]) -> None:
                 "give every feed a unique name",
             )
         seen[feed.name] = index
+
+
+def shard(feeds: list[Feed], index: int, count: int) -> list[Feed]:
+    """The feeds replica `index` of `count` polls: a stable hash of the name, so every replica
+    reading the same file agrees, and adding a feed moves no other feed."""
+    return [f for f in feeds if zlib.crc32(f.name.encode()) % count == index]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from blocwatch import __version__
 from blocwatch.core.settings import ServiceSettings
@@ -88,6 +88,21 @@ class CollectorSettings(ServiceSettings):
     collector_create_topics: bool = Field(
         default=True, description="Create `news.raw` when it is missing (e.g. after a restart)."
     )
+
+    collector_shard_count: int = Field(
+        default=1, ge=1, description="Replicas sharing the feeds file (each polls its share)."
+    )
+    collector_shard_index: int = Field(
+        default=0, ge=0, description="This replica's shard, 0 … shard count − 1."
+    )
+
+    @field_validator("collector_shard_index")
+    @classmethod
+    def _shard_in_range(cls, value: int, info: ValidationInfo) -> int:
+        count = info.data.get("collector_shard_count", 1)
+        if value >= count:
+            raise ValueError(f"must be below BLOCWATCH_COLLECTOR_SHARD_COUNT ({count})")
+        return value
 
     @field_validator("collector_allowed_cidrs")
     @classmethod
