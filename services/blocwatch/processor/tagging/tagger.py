@@ -1,0 +1,405 @@
+"""The tagger: rules and names compiled once, then pure functions from text to tags.
+
+A trigger is a rule pattern that matched. It becomes a tag unless the words just before it in the
+same clause cancel it (negation, hypothetical, request, yielding, speculation, grievance), or the
+rule needs a context its sentence lacks (an armed actor for "killed"), or its sentence has a
+context that blocks it (a protest for "arrested"). Suppressed triggers are kept for explanations,
+so a watch officer can see why something was NOT tagged, too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+import yaml
+
+from blocwatch.core.models import Actor, Dyad, Evidence, Tag
+from blocwatch.processor.tagging.gazetteer import ActorsFile, Gazetteer, Mention, RegionsFile
+from blocwatch.processor.tagging.rules import (
+    CompiledRule,
+    RuleSet,
+    RulesFile,
+    TagSpec,
+    compile_rules,
+)
+
+__all__ = ["FieldName", "Tagger", "Tagging", "Trigger", "load_tagger"]
+
+FieldName = Literal["title", "summary", "text"]
+
+EVIDENCE_PER_TAG = 5
+SPAN_MAX = 500
+# Where sentences end: punctuation after a lower-case letter, digit or closing quote, so "U.S."
+# and "Gen." in the middle of a sentence do not split it.
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\"”’'%])[.!?]+[\"”’']?\s+|\n+")
+# Clause breaks: cues before one of these do not reach a trigger after it.
+_CLAUSE_BREAK = re.compile(
+    r";|:|\bbut\b|\bwhile\b|\bwhereas\b|, and\b|\bafter\b|\bdespite\b|\bamid\b"
+    r"|\bfollowing\b|\bbecause\b|\bwhen\b"
+)
+# Two partners named together: "Russia and China", "US, UK", "US-South Korea".
+_CONJUNCTION = re.compile(r"\s*(?:,|and|&|/|-|–|—|, and)\s*(?:the\s+)?")
+_PAIR_GAP_BAD = re.compile(
+    r"[.,;:]|\b(?:and|but|against|after|said|says|trade[sd]?|trading|exchang\w*|duel\w*|accus\w*)\b"
+)
+_DAY = re.compile(r"\bon \w+day\b|\b\w+day\b")
+# "…, South Korea said": the actor after a trigger that only reports it is not its target.
+_ATTRIBUTION = re.compile(
+    r"(?:'s|’s)?(?:\s+[\w-]+){0,3}?\s+(?:said|says|say|reported|reports|told|announced|claimed)\b"
+)
+_WITH_PARTNER = re.compile(r"\s+(?:together\s+)?(?:with|between)\s+(?:the\s+)?")
+# Outcomes that are about two sides acting together or against each other, not one on the other.
+_SYMMETRIC_LABELS = frozenset({"alliance"})
+_SYMMETRIC_SUBTYPES = frozenset({"border_clash", "fighting", "exercise"})
+
+
+@dataclass(frozen=True)
+class Tagging:
+    """What the tagger found in one item."""
+
+    tags: list[Tag] = field(default_factory=list)
+    actors: list[Actor] = field(default_factory=list)
+    dyads: list[Dyad] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> set[str]:
+        return {tag.label for tag in self.tags}
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A rule match: kept (labels) or suppressed (why), with its evidence."""
+
+    rule: CompiledRule
+    field: FieldName
+    start: int
+    end: int
+    text: str
+    labels: tuple[str, ...]
+    suppressed: tuple[str, ...]
+    joint_with: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    participants: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Sentences:
+    """Sentence bounds of one field, computed only when a trigger needs them."""
+
+    text: str
+    starts: list[int] | None = None
+
+    def bounds(self, position: int) -> tuple[int, int]:
+        if self.starts is None:
+            self.starts = [0, *(m.end() for m in _SENTENCE_END.finditer(self.text))]
+        index = bisect.bisect_right(self.starts, position) - 1
+        start = self.starts[index]
+        end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
+        return start, end
+
+
+def _lower(text: str) -> str:
+    """Lower-case with offsets preserved (a few characters lower-case to two)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+class Tagger:
+    """Compiled rules and gazetteer; `tag` and `explain` are pure and do no I/O."""
+
+    def __init__(self, rules: RuleSet, gazetteer: Gazetteer, version: str) -> None:
+        self.rules = rules
+        self.gazetteer = gazetteer
+        self.version = version
+
+    # ------------------------------------------------------------------ public
+    def tag(self, fields: Sequence[tuple[FieldName, str]]) -> Tagging:
+        triggers, mentions, places = self.scan(fields)
+        return self._assemble(triggers, mentions, places)
+
+    def scan(
+        self, fields: Sequence[tuple[FieldName, str]]
+    ) -> tuple[list[Trigger], list[Mention], set[str]]:
+        """Every trigger (kept or suppressed), actor mentions and region places."""
+        triggers: list[Trigger] = []
+        mentions: list[Mention] = []
+        places: set[str] = set()
+        for name, text in fields:
+            if not text:
+                continue
+            found, field_places = self.gazetteer.scan(text)
+            mentions.extend(found)
+            places.update(field_places)
+            triggers.extend(self._scan_field(name, text, found))
+        return triggers, mentions, places
+
+    # ------------------------------------------------------------------ matching
+    def _scan_field(self, name: FieldName, text: str, mentions: list[Mention]) -> list[Trigger]:
+        low = _lower(text)
+        sentences = _Sentences(text)
+        found: list[Trigger] = []
+        for regex, rules in self.rules.families:
+            for match in regex.finditer(low):
+                rule = rules[match.lastgroup or ""]
+                start, end = match.start(), match.end()
+                while end > start and low[end - 1].isspace():
+                    end -= 1
+                end = min(end, start + SPAN_MAX)
+                found.append(self._judge(rule, name, text, low, start, end, sentences, mentions))
+        return found
+
+    def _judge(
+        self,
+        rule: CompiledRule,
+        name: FieldName,
+        text: str,
+        low: str,
+        start: int,
+        end: int,
+        sentences: _Sentences,
+        mentions: list[Mention],
+    ) -> Trigger:
+        s_start, s_end = sentences.bounds(start)
+        sentence = low[s_start:s_end]
+        why: list[str] = []
+        if rule.requires and not any(self.rules.contexts[c].search(sentence) for c in rule.requires):
+            why.append(f"needs {' or '.join(rule.requires)} in the sentence")
+        for context in rule.blocked_by:
+            hit = self.rules.contexts[context].search(sentence)
+            if hit:
+                why.append(f"{context} context: {hit.group()!r}")
+        labels: list[str] = []
+        if not why:
+            window = self._cue_window(low, s_start, start)
+            for ctag in rule.tags:
+                cancelled = self._cancelled(ctag.cues, window)
+                if cancelled:
+                    why.append(f"{ctag.spec.label} cancelled by {cancelled}")
+                else:
+                    labels.append(ctag.spec.label)
+        joint: tuple[str, ...] = ()
+        local = [m for m in mentions if s_start <= m.start < s_end and m.kind != "organisation"]
+        sources, targets, partners = self._roles(text, local, start, end)
+        if rule.joint and labels and partners:
+            joint = partners
+            if "alliance" not in labels:
+                labels.append("alliance")
+        return Trigger(
+            rule=rule,
+            field=name,
+            start=start,
+            end=end,
+            text=text[start:end],
+            labels=tuple(labels),
+            suppressed=tuple(why) if not labels else (),
+            joint_with=joint,
+            sources=sources,
+            targets=targets,
+            participants=tuple(dict.fromkeys(m.code for m in local)),
+        )
+
+    def _cue_window(self, low: str, sentence_start: int, start: int) -> str:
+        window = low[max(sentence_start, start - self.rules.window) : start]
+        last_break = None
+        for last_break in _CLAUSE_BREAK.finditer(window):  # noqa: B007 - we want the last one
+            pass
+        return window[last_break.end() :] if last_break else window
+
+    def _cancelled(self, cues: tuple[str, ...], window: str) -> str:
+        for cue in cues:
+            hit = self.rules.cues[cue].search(window)
+            if hit:
+                return f"{cue} {hit.group().strip()!r}"
+        return ""
+
+    @staticmethod
+    def _roles(
+        text: str, local: list[Mention], start: int, end: int
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """Who acts (nearest actor before the trigger, with a conjoined partner), on whom (first
+        actor after it), and partners named together right before it or joined by "with"."""
+        before = [m for m in local if m.end <= start]
+        after = [
+            m for m in local if m.start >= end and not _ATTRIBUTION.match(text, m.end, m.end + 40)
+        ]
+        sources: list[str] = []
+        partners: list[str] = []
+        if before:
+            last = before[-1]
+            sources.append(last.code)
+            if len(before) > 1:
+                prev = before[-2]
+                if prev.code != last.code and _CONJUNCTION.fullmatch(text[prev.end : last.start]):
+                    sources.insert(0, prev.code)
+                    gap = _DAY.sub("", text[last.end : start])
+                    if len(gap) <= 40 and not _PAIR_GAP_BAD.search(gap.lower()):
+                        partners = [prev.code, last.code]
+        targets: list[str] = []
+        if after:
+            first = after[0]
+            targets.append(first.code)
+            with_gap = _WITH_PARTNER.fullmatch(text[end : first.start])
+            if with_gap and sources and first.code not in sources:
+                partners = [sources[-1], first.code]
+            if len(after) > 1:
+                nxt = after[1]
+                if nxt.code != first.code and _CONJUNCTION.fullmatch(text[first.end : nxt.start]):
+                    targets.append(nxt.code)
+        return tuple(dict.fromkeys(sources)), tuple(dict.fromkeys(targets)), tuple(partners)
+
+    # ------------------------------------------------------------------ assembling
+    def _assemble(
+        self, triggers: list[Trigger], mentions: list[Mention], places: set[str]
+    ) -> Tagging:
+        merged: dict[tuple[str, str], _TagDraft] = {}
+        roles: dict[str, str] = {}
+        dyads: dict[tuple[str, str, str], Dyad] = {}
+        for trigger in triggers:
+            for ctag in trigger.rule.tags:
+                if ctag.spec.label in trigger.labels:
+                    self._add(merged, (ctag.spec.label, ctag.spec.subtype), trigger, ctag.spec)
+            if "alliance" in trigger.labels and trigger.joint_with:
+                spec = _JOINT_SPEC.get(trigger.rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
+                self._add(merged, ("alliance", spec.subtype), trigger, spec)
+            for label in trigger.labels:
+                self._dyads(trigger, label, roles, dyads)
+        tags = sorted(
+            (draft.build() for draft in merged.values()),
+            key=lambda t: (t.label != "escalation", -t.confidence),
+        )
+        codes = list(dict.fromkeys(m.code for m in mentions))
+        actors = []
+        for code in codes:
+            display, kind = self.gazetteer.names[code]
+            actors.append(
+                Actor.model_construct(
+                    code=code, name=display, kind=kind, role=roles.get(code, "participant")
+                )
+            )
+        regions = sorted(places | self.gazetteer.regions_of(codes))
+        return Tagging(tags=tags, actors=actors, dyads=list(dyads.values()), regions=regions)
+
+    @staticmethod
+    def _add(
+        merged: dict[tuple[str, str], _TagDraft],
+        key: tuple[str, str],
+        trigger: Trigger,
+        spec: TagSpec,
+    ) -> None:
+        draft = merged.get(key)
+        if draft is None:
+            draft = merged[key] = _TagDraft(
+                label=key[0],
+                subtype=key[1],
+                cameo=spec.cameo,
+                plover=spec.plover,
+                intensity=spec.intensity,
+            )
+        draft.add(trigger)
+
+    @staticmethod
+    def _dyads(
+        trigger: Trigger,
+        label: str,
+        roles: dict[str, str],
+        dyads: dict[tuple[str, str, str], Dyad],
+    ) -> None:
+        subtypes = {t.spec.subtype for t in trigger.rule.tags if t.spec.label == label}
+        symmetric = label in _SYMMETRIC_LABELS or bool(subtypes & _SYMMETRIC_SUBTYPES)
+        if label == "alliance" and trigger.joint_with:
+            pairs = [(trigger.joint_with[0], trigger.joint_with[1])]
+        elif symmetric:
+            codes = list(trigger.participants)[:5]
+            pairs = [(a, b) for i, a in enumerate(codes) for b in codes[i + 1 :]]
+        else:
+            pairs = [(s, t) for s in trigger.sources for t in trigger.targets if s != t]
+            for code in trigger.sources:
+                roles.setdefault(code, "source")
+            for code in trigger.targets:
+                roles.setdefault(code, "target")
+        for source, target in pairs:
+            if (target, source, label) not in dyads:
+                dyads.setdefault(
+                    (source, target, label),
+                    Dyad.model_construct(source=source, target=target, label=label),
+                )
+
+
+# Partners acting together (a pair named right before a joint-capable trigger): the alliance side.
+_JOINT_SPEC: dict[str, TagSpec] = {
+    "exercise": TagSpec(
+        label="alliance", subtype="joint_exercise", cameo="062", plover="COOPERATE", intensity=6.0
+    ),
+    "default": TagSpec(
+        label="alliance",
+        subtype="military_cooperation",
+        cameo="062",
+        plover="COOPERATE",
+        intensity=7.0,
+    ),
+}
+
+
+@dataclass(slots=True)
+class _TagDraft:
+    """Evidence for one (label, subtype) gathered across rules and fields."""
+
+    label: str
+    subtype: str
+    cameo: str
+    plover: str
+    intensity: float
+    confidences: dict[str, float] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def add(self, trigger: Trigger) -> None:
+        rule = trigger.rule
+        self.confidences[rule.id] = max(self.confidences.get(rule.id, 0.0), rule.confidence)
+        if len(self.evidence) < EVIDENCE_PER_TAG:
+            self.evidence.append(
+                Evidence.model_construct(
+                    rule=rule.id,
+                    text=trigger.text,
+                    start=trigger.start,
+                    end=trigger.end,
+                    field=trigger.field,
+                )
+            )
+
+    def build(self) -> Tag:
+        # Independent rules agreeing raise confidence; the same rule twice does not.
+        doubt = 1.0
+        for value in self.confidences.values():
+            doubt *= 1.0 - value
+        confidence = round(min(0.99, max(1.0 - doubt, max(self.confidences.values()))), 3)
+        return Tag.model_construct(
+            label=self.label,
+            subtype=self.subtype,
+            cameo=self.cameo,
+            plover=self.plover,
+            intensity=self.intensity,
+            confidence=confidence,
+            evidence=self.evidence,
+        )
+
+
+def _data(name: str) -> object:
+    text = resources.files("blocwatch.processor.tagging").joinpath("data", name).read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def load_tagger(version: str) -> Tagger:
+    """Read and compile the packaged dictionaries (once per process: callers keep the result)."""
+    rules = RulesFile.model_validate(_data("rules.yaml"))
+    actors = ActorsFile.model_validate(_data("actors.yaml"))
+    regions = RegionsFile.model_validate(_data("regions.yaml"))
+    return Tagger(compile_rules(rules), Gazetteer(actors, regions), version)
