@@ -32,14 +32,18 @@ Plover = Literal[
     "COOPERATE", "AID", "AGREE", "SUPPORT", "THREATEN", "MOBILIZE", "SANCTION", "COERCE", "ASSAULT"
 ]
 
-_MACRO = re.compile(r"\{w(\d+)\}")
-# A word for the {wN} macro: a token that does not end a sentence or clause.
-_WORD = r"(?:[^\s.;:!?]+\s+)"
+_MACRO = re.compile(r"\{([wn])(\d+)\}")
+# {wN}: a token that does not end a sentence or clause. {nN}: the same, but not a preposition, so
+# "captured the town" matches and "were captured in the capital" does not.
+_FILLERS = {
+    "w": r"(?:[^\s.;:!?]+\s+)",
+    "n": r"(?:(?!(?:in|at|on|near|from|into|by|to|for|with|during|after)\s)[^\s.;:!?]+\s+)",
+}
 
 
 def expand_macros(pattern: str) -> str:
-    """`{w6}` → up to six words (with their trailing spaces)."""
-    return _MACRO.sub(lambda m: f"{_WORD}{{0,{int(m.group(1))}}}", pattern)
+    """`{w6}` → up to six words (with their trailing spaces); `{n4}` → up to four non-prepositions."""
+    return _MACRO.sub(lambda m: f"{_FILLERS[m.group(1)]}{{0,{int(m.group(2))}}}", pattern)
 
 
 class _Strict(BaseModel):

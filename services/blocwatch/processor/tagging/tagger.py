@@ -91,10 +91,20 @@ class Trigger:
 
 @dataclass(slots=True)
 class _Sentences:
-    """Sentence bounds of one field, computed only when a trigger needs them."""
+    """Sentence bounds and contexts of one field, computed only when a trigger needs them."""
 
     text: str
+    low: str
     starts: list[int] | None = None
+    contexts: dict[str, str] = field(default_factory=dict)
+
+    def context(self, rules: RuleSet, name: str) -> str:
+        """The words of context `name` in this field ('' when absent), searched once."""
+        found = self.contexts.get(name)
+        if found is None:
+            hit = rules.contexts[name].search(self.low)
+            found = self.contexts[name] = hit.group() if hit else ""
+        return found
 
     def bounds(self, position: int) -> tuple[int, int]:
         if self.starts is None:
@@ -145,7 +155,7 @@ class Tagger:
     # ------------------------------------------------------------------ matching
     def _scan_field(self, name: FieldName, text: str, mentions: list[Mention]) -> list[Trigger]:
         low = _lower(text)
-        sentences = _Sentences(text)
+        sentences = _Sentences(text, low)
         found: list[Trigger] = []
         for regex, rules in self.rules.families:
             for match in regex.finditer(low):
@@ -169,14 +179,14 @@ class Tagger:
         mentions: list[Mention],
     ) -> Trigger:
         s_start, s_end = sentences.bounds(start)
-        sentence = low[s_start:s_end]
         why: list[str] = []
-        if rule.requires and not any(self.rules.contexts[c].search(sentence) for c in rule.requires):
-            why.append(f"needs {' or '.join(rule.requires)} in the sentence")
+        # Contexts are read over the whole field: a title or a two-sentence lede is one scene.
+        if rule.requires and not any(sentences.context(self.rules, c) for c in rule.requires):
+            why.append(f"needs {' or '.join(rule.requires)} context")
         for context in rule.blocked_by:
-            hit = self.rules.contexts[context].search(sentence)
+            hit = sentences.context(self.rules, context)
             if hit:
-                why.append(f"{context} context: {hit.group()!r}")
+                why.append(f"{context} context: {hit!r}")
         labels: list[str] = []
         if not why:
             window = self._cue_window(low, s_start, start)
