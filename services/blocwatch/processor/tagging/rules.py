@@ -1,23 +1,28 @@
 """Event rules: the data model of `data/rules.yaml` and its compiled form.
 
-Each rule family (alliance, escalation) is compiled into ONE alternation regex with a named group
-per rule, so a text is scanned once per family however many rules there are; `match.lastgroup`
-says which rule fired. Cues (negation, hypotheticals, requests, yielding, speculation,
-grievance) and contexts (protest, armed actors, crime, disasters…) are small regexes run only
-around a trigger that matched.
+Speed comes from a keyword pre-filter built from the rules themselves: every pattern's possible
+first words ("heads": `threat`, `missile`, `sign`…) are read off its parsed regex, and all heads of
+all rules go into ONE trie regex. A text is scanned once with it; only the patterns whose head
+was seen are tried, and only at that position (`pattern.match(text, pos)`). Within a family
+(alliance, escalation) matches do not overlap: the leftmost wins, then the earlier rule in the
+file. Cues (negation, hypotheticals, requests, yielding, speculation, grievance) and contexts
+(protest, armed actors, crime, disasters…) are small regexes run only around a trigger.
 """
 
 from __future__ import annotations
 
 import re
+import re._constants as sre_constants  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from blocwatch.core.models import Tag
 
 __all__ = [
+    "Candidate",
     "CompiledRule",
     "RuleSet",
     "RuleSpec",
@@ -25,6 +30,7 @@ __all__ = [
     "TagSpec",
     "compile_rules",
     "expand_macros",
+    "pattern_heads",
 ]
 
 Label = Literal["alliance", "escalation"]
@@ -85,6 +91,7 @@ class RuleSpec(_Strict):
 class Defaults(_Strict):
     before: dict[Label, list[str]]
     window: int = Field(default=90, ge=10, le=400)
+    adjacent: dict[str, int] = Field(default_factory=dict)
 
 
 class RulesFile(_Strict):
@@ -115,6 +122,11 @@ class RulesFile(_Strict):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"cue/context {name!r} does not compile: {exc}") from exc
+            if pattern_heads(pattern) is None:
+                raise ValueError(f"cue/context {name!r} must start with words (\\b(?:a|b…))")
+        for name in self.defaults.adjacent:
+            if name not in self.cues:
+                raise ValueError(f"defaults.adjacent: unknown cue {name!r}")
         return self
 
 
@@ -136,25 +148,101 @@ class CompiledRule:
     joint: bool
 
 
+RULE, CUE, CONTEXT, BREAK = 0, 1, 2, 3
+# Words that end a clause: cues before them do not reach a trigger after them (";", ":" and
+# ", and" are found with str.rfind, being punctuation).
+CLAUSE_BREAK = r"\b(?:but|while|whereas|after|despite|amid|following|because|when)\b"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A pattern tried where one of its heads was seen: a rule's, a cue, a context or a break."""
+
+    kind: int
+    name: str
+    family: int
+    order: int
+    rule: CompiledRule | None
+    pattern: re.Pattern[str]
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     """Everything the matcher needs, compiled once."""
 
-    families: tuple[tuple[re.Pattern[str], dict[str, CompiledRule]], ...]
+    heads: re.Pattern[str]
+    by_head: dict[str, tuple[Candidate, ...]]
+    always: tuple[Candidate, ...]
+    families: tuple[str, ...]
     cues: dict[str, re.Pattern[str]]
     contexts: dict[str, re.Pattern[str]]
     window: int
+    adjacent: dict[str, int]
     rules: tuple[CompiledRule, ...]
 
 
+_DIGITS = frozenset("0123456789")
+
+
+def _heads(items: list[Any], prefixes: set[str]) -> tuple[set[str], bool]:
+    """Literal prefixes every match must start with; (prefixes, stopped early)."""
+    for op, av in items:
+        if op in (sre_constants.AT, sre_constants.ASSERT_NOT, sre_constants.ASSERT):
+            continue  # zero-width: \b and look-behinds do not consume text
+        if op is sre_constants.LITERAL:
+            prefixes = {p + chr(av) for p in prefixes}
+        elif op is sre_constants.SUBPATTERN:
+            prefixes, stopped = _heads(list(av[3]), prefixes)
+            if stopped:
+                return prefixes, True
+        elif op is sre_constants.BRANCH:
+            out: set[str] = set()
+            for alternative in av[1]:
+                out |= _heads(list(alternative), prefixes)[0]
+            return out, True
+        elif op is sre_constants.IN:
+            chars = _class_chars(av)
+            if chars is None:
+                return prefixes, True
+            prefixes = {p + c for p in prefixes for c in chars}
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT) and av[0] > 0:
+            return _heads(list(av[2]), prefixes)[0], True
+        else:
+            return prefixes, True
+    return prefixes, False
+
+
+def _class_chars(av: list[Any]) -> set[str] | None:
+    """A small character class as its characters (digits count as ten)."""
+    chars: set[str] = set()
+    for op, value in av:
+        if op is sre_constants.LITERAL:
+            chars.add(chr(value))
+        elif op is sre_constants.CATEGORY and value is sre_constants.CATEGORY_DIGIT:
+            chars |= _DIGITS
+        else:
+            return None
+    return chars if len(chars) <= 10 else None
+
+
+def pattern_heads(pattern: str) -> set[str] | None:
+    """The words a pattern's matches start with, or None when it cannot be pre-filtered."""
+    heads, _ = _heads(list(sre_parse.parse(pattern)), {""})
+    usable = all(h and h[0].isalnum() and (len(h) >= 2 or h in _DIGITS) for h in heads)
+    return heads if usable else None
+
+
 def compile_rules(spec: RulesFile) -> RuleSet:
-    """One alternation per family; a named group `r<n>` per rule, in file order."""
-    by_family: dict[str, list[tuple[str, RuleSpec]]] = {}
+    """Per-pattern regexes indexed by their heads, plus one trie regex over all heads."""
+    from blocwatch.processor.tagging.gazetteer import trie_pattern  # shared trie builder
+
+    families: list[str] = []
     compiled: list[CompiledRule] = []
-    lookup: dict[str, dict[str, CompiledRule]] = {}
-    for index, rule in enumerate(spec.rules):
-        group = f"r{index}"
-        by_family.setdefault(rule.family, []).append((group, rule))
+    by_head: dict[str, list[Candidate]] = {}
+    always: list[Candidate] = []
+    for order, rule in enumerate(spec.rules):
+        if rule.family not in families:
+            families.append(rule.family)
         tags = tuple(
             CompiledTag(tag, tuple(rule.before or spec.defaults.before.get(tag.label, [])))
             for tag in rule.tags
@@ -162,26 +250,48 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         for tag in rule.tags:  # validate once here so tag time can skip validation
             Tag(**tag.model_dump(), confidence=rule.confidence)
         rule_c = CompiledRule(
-            rule.id,
-            rule.confidence,
-            tags,
-            tuple(rule.requires),
-            tuple(rule.blocked_by),
-            rule.joint,
+            rule.id, rule.confidence, tags, tuple(rule.requires), tuple(rule.blocked_by), rule.joint
         )
         compiled.append(rule_c)
-        lookup.setdefault(rule.family, {})[group] = rule_c
-    families = []
-    for family, members in by_family.items():
-        alternation = "|".join(
-            f"(?P<{group}>{'|'.join(expand_macros(p) for p in rule.patterns)})"
-            for group, rule in members
+        for pattern in rule.patterns:
+            expanded = expand_macros(pattern)
+            candidate = Candidate(
+                RULE, rule.id, families.index(rule.family), order, rule_c, re.compile(expanded)
+            )
+            heads = pattern_heads(expanded)
+            if heads is None:
+                always.append(candidate)
+                continue
+            for head in heads:
+                by_head.setdefault(head, []).append(candidate)
+    # Cues, contexts and clause breaks share the same scan: one pass finds everything.
+    extras = [
+        *((CUE, name, pattern) for name, pattern in spec.cues.items()),
+        *((CONTEXT, name, pattern) for name, pattern in spec.contexts.items()),
+        (BREAK, "clause", CLAUSE_BREAK),
+    ]
+    for kind, name, pattern in extras:
+        candidate = Candidate(kind, name, -1, -1, None, re.compile(pattern))
+        for head in pattern_heads(pattern) or ():
+            by_head.setdefault(head, []).append(candidate)
+    # A seen head also stands for every shorter head it starts with ("threatened" → "threat").
+    index = {
+        head: tuple(
+            sorted(
+                (c for other, cands in by_head.items() if head.startswith(other) for c in cands),
+                key=lambda c: (c.kind, c.family, c.order),
+            )
         )
-        families.append((re.compile(alternation), lookup[family]))
+        for head in by_head
+    }
     return RuleSet(
+        heads=re.compile(r"\b(?:" + trie_pattern(index) + ")"),
+        by_head=index,
+        always=tuple(always),
         families=tuple(families),
         cues={name: re.compile(pattern) for name, pattern in spec.cues.items()},
         contexts={name: re.compile(pattern) for name, pattern in spec.contexts.items()},
         window=spec.defaults.window,
+        adjacent=dict(spec.defaults.adjacent),
         rules=tuple(compiled),
     )
