@@ -145,14 +145,19 @@ class Gazetteer:
         self._targets = {
             form: _Target(actor, tuple(sorted(places))) for form, (actor, places) in targets.items()
         }
-        # Word boundaries by hand: "U.S." ends in a dot, so \b would not close it.
-        self._regex = re.compile(r"(?<![\w])" + trie_pattern(self._targets) + r"(?![\w])")
+        # No look-behind at the start: then the regex engine skips every character that cannot
+        # begin a name (most of a text) before trying the trie; the start is checked in `scan`.
+        # The end is checked here: "U.S." ends in a dot, so \b would not close it.
+        self._regex = re.compile(trie_pattern(self._targets) + r"(?![\w])")
 
     def scan(self, text: str) -> tuple[list[Mention], set[str]]:
         """Actor mentions in order, and the regions whose places the text names."""
         mentions: list[Mention] = []
         regions: set[str] = set()
         for match in self._regex.finditer(text):
+            start = match.start()
+            if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                continue  # inside a word: "Iran" in "Tehrani"
             target = self._targets[match.group()]
             if target.actor is not None:
                 code, kind = target.actor

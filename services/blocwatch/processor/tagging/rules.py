@@ -24,6 +24,7 @@ from blocwatch.core.models import Tag
 __all__ = [
     "Candidate",
     "CompiledRule",
+    "SCAN_TABLE",
     "RuleSet",
     "RuleSpec",
     "RulesFile",
@@ -149,6 +150,8 @@ class CompiledRule:
 
 
 RULE, CUE, CONTEXT, BREAK = 0, 1, 2, 3
+# Characters after which a word can start: mapped to spaces in the scan copy of the text.
+SCAN_TABLE = str.maketrans(dict.fromkeys("-()[]{}\"“”‘’/—–$€£,;:!?.", " "))
 # Words that end a clause: cues before them do not reach a trigger after them (";", ":" and
 # ", and" are found with str.rfind, being punctuation).
 CLAUSE_BREAK = r"\b(?:but|while|whereas|after|despite|amid|following|because|when)\b"
@@ -284,9 +287,17 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         )
         for head in by_head
     }
+    # The scan runs over " " + text with word-joining punctuation turned into spaces, so every
+    # word start follows a space and the head regex can start with a literal space: the regex
+    # engine then jumps from space to space instead of trying every character.
+    scan_index: dict[str, tuple[Candidate, ...]] = {}
+    for head, candidates in index.items():
+        key = head.translate(SCAN_TABLE)
+        merged = {id(c): c for c in (*scan_index.get(key, ()), *candidates)}
+        scan_index[key] = tuple(sorted(merged.values(), key=lambda c: (c.kind, c.family, c.order)))
     return RuleSet(
-        heads=re.compile(r"\b(?:" + trie_pattern(index) + ")"),
-        by_head=index,
+        heads=re.compile(" (?:" + trie_pattern(scan_index) + ")"),
+        by_head=scan_index,
         always=tuple(always),
         families=tuple(families),
         cues={name: re.compile(pattern) for name, pattern in spec.cues.items()},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Literal
@@ -21,8 +21,11 @@ import yaml
 from blocwatch.core.models import Actor, Dyad, Tag
 from blocwatch.processor.tagging.gazetteer import ActorsFile, Gazetteer, Mention, RegionsFile
 from blocwatch.processor.tagging.rules import (
+    BREAK,
     CONTEXT,
     CUE,
+    SCAN_TABLE,
+    Candidate,
     CompiledRule,
     RuleSet,
     RulesFile,
@@ -89,15 +92,42 @@ class Trigger:
 
 @dataclass(slots=True)
 class _Field:
-    """One field after the scan: its cue matches, contexts present, clause breaks; sentence
-    bounds are computed only when a trigger needs them."""
+    """One field after the scan. Cue, context and clause-break heads seen by the scan are only
+    matched when a trigger asks (lazily, and only in its window); sentence bounds likewise."""
 
     text: str
     low: str
-    cues: list[tuple[int, int, str]] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # of `pending`, ascending
+    pending: list[Candidate] = field(default_factory=list)
     contexts: dict[str, str] = field(default_factory=dict)
-    breaks: list[int] = field(default_factory=list)
     starts: list[int] | None = None
+    # sentence start -> the state/bloc mentions in that sentence
+    local: dict[int, list[Mention]] = field(default_factory=dict)
+
+    def context(self, name: str) -> str:
+        """The words of context `name` in this field, '' when absent."""
+        found = self.contexts.get(name)
+        if found is None:
+            found = ""
+            for position, candidate in zip(self.positions, self.pending, strict=True):
+                if candidate.kind == CONTEXT and candidate.name == name:
+                    match = candidate.pattern.match(self.low, position)
+                    if match is not None:
+                        found = match.group()
+                        break
+            self.contexts[name] = found
+        return found
+
+    def between(self, begin: int, end: int, kind: int) -> Iterator[tuple[int, int, str]]:
+        """(start, end, name) of the cues or breaks that match inside [begin, end)."""
+        first = bisect.bisect_left(self.positions, begin)
+        last = bisect.bisect_left(self.positions, end)
+        for index in range(first, last):
+            candidate = self.pending[index]
+            if candidate.kind == kind:
+                match = candidate.pattern.match(self.low, self.positions[index])
+                if match is not None and match.end() <= end:
+                    yield self.positions[index], match.end(), candidate.name
 
     def bounds(self, position: int) -> tuple[int, int]:
         if self.starts is None:
@@ -155,30 +185,26 @@ class Tagger:
         scanned = _Field(text, low)
         hits: list[tuple[int, int, int, int, CompiledRule]] = []
         search = rules.heads.search
+        scan = " " + low.translate(SCAN_TABLE)  # scan[i] is the space before low[i]
         position = 0
-        while (head := search(low, position)) is not None:
+        while (head := search(scan, position)) is not None:
             start = head.start()
-            for candidate in rules.by_head[head.group()]:
-                match = candidate.pattern.match(low, start)
-                if match is None:
+            for candidate in rules.by_head[head.group()[1:]]:
+                if candidate.rule is None:
+                    scanned.positions.append(start)  # cues and contexts: only if needed
+                    scanned.pending.append(candidate)
                     continue
-                if candidate.rule is not None:
+                match = candidate.pattern.match(low, start)
+                if match is not None:
                     hits.append(
                         (candidate.family, start, candidate.order, match.end(), candidate.rule)
                     )
-                elif candidate.kind == CUE:
-                    scanned.cues.append((start, match.end(), candidate.name))
-                elif candidate.kind == CONTEXT:
-                    scanned.contexts.setdefault(candidate.name, match.group())
-                else:
-                    scanned.breaks.append(match.end())
             position = start + 1
         for candidate in rules.always:
             if candidate.rule is not None:
                 for match in candidate.pattern.finditer(low):
-                    hits.append(
-                        (candidate.family, match.start(), candidate.order, match.end(), candidate.rule)
-                    )
+                    hit = (candidate.family, match.start(), candidate.order, match.end())
+                    hits.append((*hit, candidate.rule))
         if not hits:
             return []
         hits.sort(key=lambda hit: hit[:3])
@@ -209,11 +235,12 @@ class Tagger:
         s_start, s_end = scanned.bounds(start)
         why: list[str] = []
         # Contexts are read over the whole field: a title or a two-sentence lede is one scene.
-        if rule.requires and not any(c in scanned.contexts for c in rule.requires):
+        if rule.requires and not any(scanned.context(c) for c in rule.requires):
             why.append(f"needs {' or '.join(rule.requires)} context")
         for context in rule.blocked_by:
-            if context in scanned.contexts:
-                why.append(f"{context} context: {scanned.contexts[context]!r}")
+            words = scanned.context(context)
+            if words:
+                why.append(f"{context} context: {words!r}")
         labels: list[str] = []
         if not why:
             window_start = self._window_start(scanned, s_start, start)
@@ -224,8 +251,16 @@ class Tagger:
                 else:
                     labels.append(ctag.spec.label)
         joint: tuple[str, ...] = ()
-        local = [m for m in mentions if s_start <= m.start < s_end and m.kind != "organisation"]
-        sources, targets, partners = self._roles(scanned.text, local, start, end)
+        local = scanned.local.get(s_start)
+        if local is None:
+            local = scanned.local[s_start] = [
+                m for m in mentions if s_start <= m.start < s_end and m.kind != "organisation"
+            ]
+        sources: tuple[str, ...] = ()
+        targets: tuple[str, ...] = ()
+        partners: tuple[str, ...] = ()
+        if local:
+            sources, targets, partners = self._roles(scanned.text, local, start, end)
         if rule.joint and labels and partners:
             joint = partners
             if "alliance" not in labels:
@@ -252,16 +287,17 @@ class Tagger:
             at = low.rfind(mark, begin, start)
             if at >= 0:
                 begin = at + len(mark)
-        for end in scanned.breaks:
-            if begin < end <= start:
-                begin = end
+        for _, end, _ in scanned.between(begin, start, BREAK):
+            begin = max(begin, end)
         return begin
 
     def _cancelled(
         self, scanned: _Field, cues: tuple[str, ...], window_start: int, start: int
     ) -> str:
-        for cue_start, cue_end, cue in scanned.cues:
-            if cue_start < window_start or cue_end > start or cue not in cues:
+        if not cues:
+            return ""
+        for cue_start, cue_end, cue in scanned.between(window_start, start, CUE):
+            if cue not in cues:
                 continue
             gap = self.rules.adjacent.get(cue)
             if gap is not None:
