@@ -55,7 +55,7 @@ _ATTRIBUTION = re.compile(
 _WITH_PARTNER = re.compile(r"\s+(?:together\s+)?(?:with|between)\s+(?:the\s+)?")
 # Outcomes that are about two sides acting together or against each other, not one on the other.
 _SYMMETRIC_LABELS = frozenset({"alliance"})
-_SYMMETRIC_SUBTYPES = frozenset({"border_clash", "fighting", "exercise"})
+_SYMMETRIC_SUBTYPES = frozenset({"border_clash", "fighting"})
 _TAG_VALIDATOR = Tag.__pydantic_validator__
 
 
@@ -253,9 +253,7 @@ class Tagger:
         joint: tuple[str, ...] = ()
         local = scanned.local.get(s_start)
         if local is None:
-            local = scanned.local[s_start] = [
-                m for m in mentions if s_start <= m.start < s_end and m.kind != "organisation"
-            ]
+            local = scanned.local[s_start] = [m for m in mentions if s_start <= m.start < s_end]
         sources: tuple[str, ...] = ()
         targets: tuple[str, ...] = ()
         partners: tuple[str, ...] = ()
@@ -335,7 +333,7 @@ class Tagger:
             targets.append(first.code)
             with_gap = _WITH_PARTNER.fullmatch(text[end : first.start])
             if with_gap and sources and first.code not in sources:
-                partners = [sources[-1], first.code]
+                partners = [*(partners or sources[-1:]), first.code]
             if len(after) > 1:
                 nxt = after[1]
                 if nxt.code != first.code and _CONJUNCTION.fullmatch(text[first.end : nxt.start]):
@@ -409,8 +407,14 @@ class Tagger:
     ) -> None:
         subtypes = {t.spec.subtype for t in trigger.rule.tags if t.spec.label == label}
         symmetric = label in _SYMMETRIC_LABELS or bool(subtypes & _SYMMETRIC_SUBTYPES)
-        if label == "alliance" and trigger.joint_with:
-            pairs = [(trigger.joint_with[0], trigger.joint_with[1])]
+        partners = trigger.joint_with
+        if label == "alliance" and partners:
+            pairs = [(a, b) for i, a in enumerate(partners) for b in partners[i + 1 :]]
+        elif partners:  # acting together against someone else
+            pairs = [(s, t) for s in partners for t in trigger.targets if t not in partners]
+            for source, target in pairs:
+                roles.setdefault(source, "source")
+                roles.setdefault(target, "target")
         elif symmetric:
             codes = list(trigger.participants)[:5]
             pairs = [(a, b) for i, a in enumerate(codes) for b in codes[i + 1 :]]
