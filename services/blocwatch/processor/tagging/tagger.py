@@ -17,7 +17,9 @@ from importlib import resources
 from typing import Literal
 
 import yaml
+from pydantic import ValidationError
 
+from blocwatch.core.errors import ConfigError
 from blocwatch.core.models import Actor, Dyad, Tag
 from blocwatch.processor.tagging.gazetteer import ActorsFile, Gazetteer, Mention, RegionsFile
 from blocwatch.processor.tagging.rules import (
@@ -33,7 +35,7 @@ from blocwatch.processor.tagging.rules import (
     compile_rules,
 )
 
-__all__ = ["FieldName", "Tagger", "Tagging", "Trigger", "load_tagger"]
+__all__ = ["FieldName", "Tagger", "Tagging", "Trigger", "build_tagger", "load_tagger"]
 
 FieldName = Literal["title", "summary", "text"]
 
@@ -310,10 +312,11 @@ class Tagger:
         text: str, local: list[Mention], start: int, end: int
     ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         """Who acts (nearest actor before the trigger, with a conjoined partner), on whom (first
-        actor after it), and partners named together right before it or joined by "with"."""
+        actor after its first word: "struck Houthi targets"), and partners named together right
+        before it or joined by "with"."""
         before = [m for m in local if m.end <= start]
         after = [
-            m for m in local if m.start >= end and not _ATTRIBUTION.match(text, m.end, m.end + 40)
+            m for m in local if m.start > start and not _ATTRIBUTION.match(text, m.end, m.end + 40)
         ]
         sources: list[str] = []
         partners: list[str] = []
@@ -495,9 +498,35 @@ def _data(name: str) -> object:
     return yaml.safe_load(text)
 
 
+def build_tagger(rules: object, actors: object, regions: object, version: str) -> Tagger:
+    """Validate and compile dictionaries (parsed YAML); ConfigError names the file and entry."""
+    try:
+        rules_file = RulesFile.model_validate(rules)
+    except ValueError as exc:
+        raise ConfigError(f"rules.yaml: {_one_line(exc)}", _FIX) from exc
+    try:
+        actors_file = ActorsFile.model_validate(actors)
+        regions_file = RegionsFile.model_validate(regions)
+        gazetteer = Gazetteer(actors_file, regions_file)
+    except ValueError as exc:
+        raise ConfigError(f"actors.yaml/regions.yaml: {_one_line(exc)}", _FIX) from exc
+    return Tagger(compile_rules(rules_file), gazetteer, version)
+
+
+def _one_line(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+    return str(exc)
+
+
+_FIX = "correct the entry in services/blocwatch/processor/tagging/data/"
+
+
 def load_tagger(version: str) -> Tagger:
     """Read and compile the packaged dictionaries (once per process: callers keep the result)."""
-    rules = RulesFile.model_validate(_data("rules.yaml"))
-    actors = ActorsFile.model_validate(_data("actors.yaml"))
-    regions = RegionsFile.model_validate(_data("regions.yaml"))
-    return Tagger(compile_rules(rules), Gazetteer(actors, regions), version)
+    return build_tagger(
+        _data("rules.yaml"), _data("actors.yaml"), _data("regions.yaml"), version=version
+    )
