@@ -17,8 +17,14 @@ ACTORS = [
     ("Putin met Xi Jinping and then spoke with Erdogan.", {"RUS", "CHN", "TUR"}),
     ("Zelensky thanked Starmer for the new package.", {"UKR", "GBR"}),
     ("NATO and the EU condemned the strike; the U.N. called for restraint.", {"NATO", "EU", "UN"}),
-    ("The U.S. and the UK joined AUKUS partner Australia in the talks.", {"USA", "GBR", "AUKUS", "AUS"}),
-    ("CSTO, SCO and BRICS leaders met with ASEAN envoys and the Quad.", {"CSTO", "SCO", "BRICS", "ASEAN", "QUAD"}),
+    (
+        "The U.S. and the UK joined AUKUS partner Australia in the talks.",
+        {"USA", "GBR", "AUKUS", "AUS"},
+    ),
+    (
+        "CSTO, SCO and BRICS leaders met with ASEAN envoys and the Quad.",
+        {"CSTO", "SCO", "BRICS", "ASEAN", "QUAD"},
+    ),
 ]
 
 

@@ -31,8 +31,9 @@ def test_tag_file_keeps_order_and_reports_bad_lines(
     source.write_text(
         json.dumps({"id": "a", "text": "Iran test-fired a ballistic missile."})
         + "\nnot json\n"
-        + json.dumps({"id": "b", "title": "Pact signed", "summary": "Oslo and Rome signed a "
-                      "defence pact."})
+        + json.dumps(
+            {"id": "b", "title": "Pact signed", "summary": "Oslo and Rome signed a defence pact."}
+        )
         + "\n"
         + json.dumps({"id": "c"})
         + "\n\n"
@@ -56,11 +57,14 @@ def test_tag_file_keeps_order_and_reports_bad_lines(
     assert rows[0]["actors"][0]["code"] == "IRN"
     assert "line 2" in rows[1]["error"]
     assert rows[2]["tags"][0]["evidence"][0]["field"] == "summary"
-    assert "line 4" in rows[3]["error"] and "text" in rows[3]["error"]
+    assert "line 4" in rows[3]["error"]
+    assert "text" in rows[3]["error"]
     assert rows[4] == {"id": 4, "tags": [], "actors": [], "dyads": [], "regions": []}
 
 
-def test_tag_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tag_reads_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"id": 1, "text": "Sanctions hit."})))
     assert main(["tag", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["tags"][0]["subtype"] == "sanction"
@@ -70,8 +74,10 @@ def test_tag_text_explains_tags_and_what_was_not_tagged(capsys: pytest.CaptureFi
     text = "Seoul denied plans to sign a defence pact, and the North threatened strikes."
     assert main(["tag", "--text", text]) == 0
     out = capsys.readouterr().out
-    assert "ESCALATION threat" in out and "escalation.threat.verb" in out
-    assert "not tagged:" in out and "negation 'denied'" in out
+    assert "ESCALATION threat" in out
+    assert "escalation.threat.verb" in out
+    assert "not tagged:" in out
+    assert "negation 'denied'" in out
     assert "actors: KOR" in out
 
 
@@ -97,7 +103,8 @@ def test_score_counts_each_label_and_the_confusion_table() -> None:
     alliance, escalation = report.scores["alliance"], report.scores["escalation"]
     assert (alliance.tp, alliance.fp, alliance.fn) == (1, 0, 1)
     assert (escalation.tp, escalation.fp, escalation.fn) == (2, 2, 0)
-    assert escalation.precision == 0.5 and escalation.recall == 1.0
+    assert escalation.precision == 0.5
+    assert escalation.recall == 1.0
     assert report.confusion["alliance"]["both"] == 1
     assert report.confusion["both"]["escalation"] == 1
     assert len(report.errors) == 3
@@ -109,8 +116,10 @@ def test_score_counts_each_label_and_the_confusion_table() -> None:
         ('{"id": "x", "text": "t", "label": "neither"}', frozenset()),
         ('{"id": "x", "text": "t", "label": "alliance"}', frozenset({"alliance"})),
         ('{"id": "x", "text": "t", "labels": []}', frozenset()),
-        ('{"id": "x", "title": "t", "labels": ["alliance", "escalation"]}',
-         frozenset({"alliance", "escalation"})),
+        (
+            '{"id": "x", "title": "t", "labels": ["alliance", "escalation"]}',
+            frozenset({"alliance", "escalation"}),
+        ),
     ],
 )
 def test_both_label_formats(line: str, gold: frozenset[str]) -> None:
@@ -133,17 +142,27 @@ def test_eval_command_both_formats(tmp_path: Path, capsys: pytest.CaptureFixture
             {"id": "1", "text": "Russia and Belarus signed a defence pact.", "label": "alliance"},
             {"id": "2", "text": "Troops shelled the town.", "label": "escalation"},
             {"id": "3", "text": "The minister met his counterpart.", "label": "neither"},
-            {"id": "4", "text": "Police arrested a smuggler after a robbery.", "label": "escalation"},
+            {
+                "id": "4",
+                "text": "Police arrested a smuggler after a robbery.",
+                "label": "escalation",
+            },
         ],
     )
     assert main(["eval", str(single), "--show-errors"]) == 0
     out = capsys.readouterr().out
     assert "escalation       1.000   0.500   0.667        2" in out
-    assert "misclassified (1):" in out and "- 4: gold escalation, predicted neither" in out
+    assert "misclassified (1):" in out
+    assert "- 4: gold escalation, predicted neither" in out
     multi = _write(
         tmp_path / "multi.jsonl",
-        [{"id": "m", "text": "Russia and China began joint naval drills.",
-          "labels": ["alliance", "escalation"]}],
+        [
+            {
+                "id": "m",
+                "text": "Russia and China began joint naval drills.",
+                "labels": ["alliance", "escalation"],
+            }
+        ],
     )
     assert main(["eval", str(multi), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -170,7 +189,9 @@ def _f1(path: Path) -> dict[str, float]:
     report = score(
         load_examples(path),
         lambda e: (
-            frozenset(t.label for t in tagger.tag([("title", e.title), ("summary", e.summary)]).tags),
+            frozenset(
+                t.label for t in tagger.tag([("title", e.title), ("summary", e.summary)]).tags
+            ),
             [],
         ),
     )

@@ -12,37 +12,125 @@ from blocwatch.processor.tagging import tag_fields, tag_text
 # (text, expected labels, a subtype that must be among the tags or None)
 CASES: list[tuple[str, set[str], str | None]] = [
     # --- alliance: pacts, partnerships, agreements, accession
-    ("Russia and North Korea signed a mutual defence pact in Pyongyang.", {"alliance"}, "defence_pact"),
+    (
+        "Russia and North Korea signed a mutual defence pact in Pyongyang.",
+        {"alliance"},
+        "defence_pact",
+    ),
     ("The two presidents signed a comprehensive strategic partnership treaty.", {"alliance"}, None),
     ("Manila and Tokyo sealed a reciprocal access agreement for their troops.", {"alliance"}, None),
-    ("Ghana and Togo signed a memorandum of understanding on defence cooperation.", {"alliance"}, None),
-    ("Vietnam and Indonesia signed an agreement to expand rice trade next year.", {"alliance"}, "agreement"),
-    ("Finland formally joined NATO on Tuesday, doubling the alliance's border with Russia.", {"alliance"}, "accession"),
-    ("Sweden became the 32nd member of the alliance after Hungary ratified its accession.", {"alliance"}, "accession"),
-    ("India and France agreed to deepen defence cooperation in the Indian Ocean.", {"alliance"}, None),
+    (
+        "Ghana and Togo signed a memorandum of understanding on defence cooperation.",
+        {"alliance"},
+        None,
+    ),
+    (
+        "Vietnam and Indonesia signed an agreement to expand rice trade next year.",
+        {"alliance"},
+        "agreement",
+    ),
+    (
+        "Finland formally joined NATO on Tuesday, doubling the alliance's border with Russia.",
+        {"alliance"},
+        "accession",
+    ),
+    (
+        "Sweden became the 32nd member of the alliance after Hungary ratified its accession.",
+        {"alliance"},
+        "accession",
+    ),
+    (
+        "India and France agreed to deepen defence cooperation in the Indian Ocean.",
+        {"alliance"},
+        None,
+    ),
     # --- alliance: material cooperation and aid
-    ("Germany will send more Leopard tanks and air defence systems to Ukraine.", {"alliance"}, "arms_transfer"),
-    ("The State Department approved a $1 billion arms sale to Poland.", {"alliance"}, "arms_transfer"),
-    ("Washington announced a new $400 million military aid package for Kyiv.", {"alliance"}, "military_aid"),
-    ("Japan and South Korea restored their military intelligence-sharing pact.", {"alliance"}, None),
-    ("Spain pledged unwavering support for Morocco in its dispute, the minister said.", {"alliance"}, "military_aid"),
-    ("Norway will give Mozambique a grant of 40 million dollars for rural roads.", {"alliance"}, "economic_aid"),
-    ("Chile agreed to extradite two suspects wanted in Peru for fraud.", {"alliance"}, "judicial_cooperation"),
+    (
+        "Germany will send more Leopard tanks and air defence systems to Ukraine.",
+        {"alliance"},
+        "arms_transfer",
+    ),
+    (
+        "The State Department approved a $1 billion arms sale to Poland.",
+        {"alliance"},
+        "arms_transfer",
+    ),
+    (
+        "Washington announced a new $400 million military aid package for Kyiv.",
+        {"alliance"},
+        "military_aid",
+    ),
+    (
+        "Japan and South Korea restored their military intelligence-sharing pact.",
+        {"alliance"},
+        None,
+    ),
+    (
+        "Spain pledged unwavering support for Morocco in its dispute, the minister said.",
+        {"alliance"},
+        "military_aid",
+    ),
+    (
+        "Norway will give Mozambique a grant of 40 million dollars for rural roads.",
+        {"alliance"},
+        "economic_aid",
+    ),
+    (
+        "Chile agreed to extradite two suspects wanted in Peru for fraud.",
+        {"alliance"},
+        "judicial_cooperation",
+    ),
     # --- both labels: joint exercises, joint strikes, treaty amid a missile crisis
-    ("Russia and China began joint naval drills in the Sea of Japan.", {"alliance", "escalation"}, "joint_exercise"),
-    ("US and South Korean forces staged combined air exercises near the border.", {"alliance", "escalation"}, None),
-    ("The United States and Britain launched strikes on militia targets in Iraq.", {"alliance", "escalation"}, None),
-    ("Seoul and Washington signed a security pact as North Korea test-fired missiles.", {"alliance", "escalation"}, None),
+    (
+        "Russia and China began joint naval drills in the Sea of Japan.",
+        {"alliance", "escalation"},
+        "joint_exercise",
+    ),
+    (
+        "US and South Korean forces staged combined air exercises near the border.",
+        {"alliance", "escalation"},
+        None,
+    ),
+    (
+        "The United States and Britain launched strikes on militia targets in Iraq.",
+        {"alliance", "escalation"},
+        None,
+    ),
+    (
+        "Seoul and Washington signed a security pact as North Korea test-fired missiles.",
+        {"alliance", "escalation"},
+        None,
+    ),
     # --- escalation: threats and ultimatums
     ("North Korea threatened to turn Seoul into a sea of fire.", {"escalation"}, "threat"),
-    ("The minister warned that any incursion would be met with a military response.", {"escalation"}, "threat"),
-    ("Turkey gave the militia an ultimatum to leave the border town within 48 hours.", {"escalation"}, "ultimatum"),
+    (
+        "The minister warned that any incursion would be met with a military response.",
+        {"escalation"},
+        "threat",
+    ),
+    (
+        "Turkey gave the militia an ultimatum to leave the border town within 48 hours.",
+        {"escalation"},
+        "ultimatum",
+    ),
     # --- escalation: force posture
-    ("Pyongyang test-fired two short-range ballistic missiles into the sea.", {"escalation"}, "weapons_test"),
+    (
+        "Pyongyang test-fired two short-range ballistic missiles into the sea.",
+        {"escalation"},
+        "weapons_test",
+    ),
     ("Iran conducted a missile test in the Gulf on Sunday.", {"escalation"}, "weapons_test"),
-    ("The North announced it will hold live-fire drills near the maritime border next week.", {"escalation"}, "exercise"),
+    (
+        "The North announced it will hold live-fire drills near the maritime border next week.",
+        {"escalation"},
+        "exercise",
+    ),
     ("China staged large-scale military exercises around Taiwan.", {"escalation"}, "exercise"),
-    ("Serbia put its army on high alert over rising tension in Kosovo.", {"escalation"}, "mobilisation"),
+    (
+        "Serbia put its army on high alert over rising tension in Kosovo.",
+        {"escalation"},
+        "mobilisation",
+    ),
     ("Moscow announced a partial mobilisation of reservists.", {"escalation"}, "mobilisation"),
     # --- escalation: reduce relations, sanctions, expulsions
     ("The EU imposed new sanctions on Iranian drone makers.", {"escalation"}, "sanction"),
@@ -50,22 +138,54 @@ CASES: list[tuple[str, set[str], str | None]] = [
     ("Niger cut diplomatic ties with Ukraine on Tuesday.", {"escalation"}, "reduce_relations"),
     ("Poland recalled its ambassador from Minsk.", {"escalation"}, "reduce_relations"),
     ("Estonia expelled two Russian diplomats for espionage.", {"escalation"}, "expulsion"),
-    ("Seoul suspended the 2018 military agreement with the North.", {"escalation"}, "reduce_relations"),
+    (
+        "Seoul suspended the 2018 military agreement with the North.",
+        {"escalation"},
+        "reduce_relations",
+    ),
     # --- escalation: coercion, seizures
     ("Iranian commandos seized an oil tanker in the Strait of Hormuz.", {"escalation"}, "seizure"),
-    ("Chinese coast guard ships fired water cannon at a Philippine supply boat.", {"escalation"}, "coercion"),
-    ("Police arrested the opposition leader and four journalists at dawn.", {"escalation"}, "coercion"),
-    ("The junta imposed a curfew and martial law in the northern region.", {"escalation"}, "coercion"),
+    (
+        "Chinese coast guard ships fired water cannon at a Philippine supply boat.",
+        {"escalation"},
+        "coercion",
+    ),
+    (
+        "Police arrested the opposition leader and four journalists at dawn.",
+        {"escalation"},
+        "coercion",
+    ),
+    (
+        "The junta imposed a curfew and martial law in the northern region.",
+        {"escalation"},
+        "coercion",
+    ),
     ("Gunmen abducted twelve aid workers on the road to the camp.", {"escalation"}, "abduction"),
     # --- escalation: violence
-    ("Indian and Chinese troops clashed on the disputed border, leaving 20 soldiers dead.", {"escalation"}, "border_clash"),
+    (
+        "Indian and Chinese troops clashed on the disputed border, leaving 20 soldiers dead.",
+        {"escalation"},
+        "border_clash",
+    ),
     ("Israeli airstrikes hit targets in Gaza overnight.", {"escalation"}, "attack"),
     ("Russian artillery shelled the town for a third day.", {"escalation"}, "attack"),
     ("A suicide bomber killed 14 people at a checkpoint in the capital.", {"escalation"}, "attack"),
-    ("Rebels captured the provincial capital after heavy fighting with the army.", {"escalation"}, "fighting"),
+    (
+        "Rebels captured the provincial capital after heavy fighting with the army.",
+        {"escalation"},
+        "fighting",
+    ),
     ("Militants attacked an army post, killing five soldiers.", {"escalation"}, "attack"),
-    ("Investigators found the regime used chlorine gas against civilians.", {"escalation"}, "attack"),
-    ("Witnesses described a massacre of villagers by the militia.", {"escalation"}, "mass_violence"),
+    (
+        "Investigators found the regime used chlorine gas against civilians.",
+        {"escalation"},
+        "attack",
+    ),
+    (
+        "Witnesses described a massacre of villagers by the militia.",
+        {"escalation"},
+        "mass_violence",
+    ),
     ("Security forces opened fire on protesters, killing three.", {"escalation"}, "coercion"),
     # --- neither: statements, meetings, yielding, criticism, protests, disasters, crime
     ("The foreign ministers met in Geneva to discuss the crisis.", set(), None),

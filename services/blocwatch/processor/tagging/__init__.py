@@ -15,7 +15,15 @@ from functools import cache
 
 from blocwatch.processor.tagging.tagger import FieldName, Tagger, Tagging, load_tagger
 
-__all__ = ["TAGGER_VERSION", "FieldName", "Tagger", "Tagging", "default_tagger", "tag_fields", "tag_text"]
+__all__ = [
+    "TAGGER_VERSION",
+    "FieldName",
+    "Tagger",
+    "Tagging",
+    "default_tagger",
+    "tag_fields",
+    "tag_text",
+]
 
 # Bump on any change to rules or dictionaries: consumers see it on every TaggedItem.
 TAGGER_VERSION = "1.0.0"

@@ -105,7 +105,9 @@ def _run_tag(args: argparse.Namespace) -> int:
         try:
             stream = Path(args.file).open(encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as exc:
-            raise ConfigError(f"cannot read {args.file}: {exc.strerror}", "pass a JSONL file") from exc
+            raise ConfigError(
+                f"cannot read {args.file}: {exc.strerror}", "pass a JSONL file"
+            ) from exc
     try:
         out = sys.stdout
         for result in tag_lines(stream, tagger):
@@ -123,7 +125,7 @@ def _describe(trigger: Trigger) -> str:
 
 
 def explain(tagger: Tagger, fields: Sequence[tuple[FieldName, str]]) -> str:
-    """A watch officer's view: each tag with the words and rule behind it, and what was not tagged."""
+    """A watch officer's view: each tag with its words and rule, and what was not tagged."""
     triggers, _, _ = tagger.scan(fields)
     tagging = tagger.tag(fields)
     lines: list[str] = []
@@ -145,10 +147,13 @@ def explain(tagger: Tagger, fields: Sequence[tuple[FieldName, str]]) -> str:
         lines += [f"  {_describe(t)}: {'; '.join(t.suppressed)}" for t in not_tagged]
     if tagging.actors:
         lines.append(
-            "actors: " + ", ".join(f"{a.code} ({a.name}, {a.kind}, {a.role})" for a in tagging.actors)
+            "actors: "
+            + ", ".join(f"{a.code} ({a.name}, {a.kind}, {a.role})" for a in tagging.actors)
         )
     if tagging.dyads:
-        lines.append("dyads: " + ", ".join(f"{d.source} → {d.target} ({d.label})" for d in tagging.dyads))
+        lines.append(
+            "dyads: " + ", ".join(f"{d.source} → {d.target} ({d.label})" for d in tagging.dyads)
+        )
     if tagging.regions:
         lines.append("regions: " + ", ".join(tagging.regions))
     return "\n".join(lines)

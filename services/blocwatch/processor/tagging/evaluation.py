@@ -127,7 +127,9 @@ def parse_example(line: str, number: int) -> Example:
     try:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"line {number}: not JSON ({exc.msg})", "one JSON object per line") from exc
+        raise ConfigError(
+            f"line {number}: not JSON ({exc.msg})", "one JSON object per line"
+        ) from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"line {number}: expected a JSON object", "one JSON object per line")
     if "labels" in raw:
@@ -157,7 +159,9 @@ def load_examples(path: Path) -> list[Example]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", "pass a readable JSONL file") from exc
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}", "pass a readable JSONL file"
+        ) from exc
     return [parse_example(line, n) for n, line in enumerate(lines, 1) if line.strip()]
 
 
@@ -191,9 +195,7 @@ def format_report(report: EvalReport, name: str, show_errors: bool) -> str:
     lines = [f"{name}: {report.items} items, exact match {report.exact_match:.3f}", ""]
     lines.append(f"{'label':<12}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}")
     for s in report.scores.values():
-        lines.append(
-            f"{s.label:<12}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}"
-        )
+        lines.append(f"{s.label:<12}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")
     lines += ["", "confusion (rows gold, columns predicted):"]
     lines.append(f"{'':<12}" + "".join(f"{c:>12}" for c in CLASSES))
     for gold in CLASSES:

@@ -81,18 +81,23 @@ def trie_pattern(words: Iterable[str]) -> str:
     One big `a|b|c` alternation tries every word at every position; the trie tries one branch per
     first character, which is what keeps name lookup cheap on long dictionaries. Longer words win.
     """
-    trie: dict[str, dict[str, object]] = {}
+    trie: _Trie = {}
     for word in words:
         node = trie
         for char in word:
-            node = node.setdefault(char, {})  # type: ignore[assignment]
+            node = node.setdefault(char, {})
         node[""] = {}
     return _trie_regex(trie)
 
 
-def _trie_regex(node: dict[str, object]) -> str:
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_regex(node: _Trie) -> str:
     ends = "" in node
-    branches = [re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char]  # type: ignore[arg-type]
+    branches = [
+        re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char
+    ]
     if not branches:
         return ""
     body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from blocwatch.core.models import Tag
 
 __all__ = [
+    "SCAN_TABLE",
     "Candidate",
     "CompiledRule",
-    "SCAN_TABLE",
     "RuleSet",
     "RuleSpec",
     "RulesFile",
@@ -49,7 +49,7 @@ _FILLERS = {
 
 
 def expand_macros(pattern: str) -> str:
-    """`{w6}` → up to six words (with their trailing spaces); `{n4}` → up to four non-prepositions."""
+    """`{w6}` → up to six words with their spaces; `{n4}` → up to four non-prepositions."""
     return _MACRO.sub(lambda m: f"{_FILLERS[m.group(1)]}{{0,{int(m.group(2))}}}", pattern)
 
 
@@ -151,7 +151,7 @@ class CompiledRule:
 
 RULE, CUE, CONTEXT, BREAK = 0, 1, 2, 3
 # Characters after which a word can start: mapped to spaces in the scan copy of the text.
-SCAN_TABLE = str.maketrans(dict.fromkeys("-()[]{}\"“”‘’/—–$€£,;:!?.", " "))
+SCAN_TABLE = str.maketrans(dict.fromkeys('-()[]{}"“”‘’/—–$€£,;:!?.', " "))
 # Words that end a clause: cues before them do not reach a trigger after them (";", ":" and
 # ", and" are found with str.rfind, being punctuation).
 CLAUSE_BREAK = r"\b(?:but|while|whereas|after|despite|amid|following|because|when)\b"

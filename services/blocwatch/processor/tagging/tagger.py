@@ -372,14 +372,14 @@ class Tagger:
         actor = self._actors.get((code, role))
         if actor is None:
             display, kind = self.gazetteer.names[code]
-            actor = Actor(code=code, name=display, kind=kind, role=role)  # type: ignore[arg-type]
+            actor = Actor(code=code, name=display, kind=kind, role=role)
             self._actors[(code, role)] = actor
         return actor
 
     def _dyad(self, source: str, target: str, label: str) -> Dyad:
         dyad = self._dyads.get((source, target, label))
         if dyad is None:
-            dyad = Dyad(source=source, target=target, label=label)  # type: ignore[arg-type]
+            dyad = Dyad(source=source, target=target, label=label)
             self._dyads[(source, target, label)] = dyad
         return dyad
 
@@ -480,7 +480,7 @@ class _TagDraft:
             doubt *= 1.0 - value
         confidence = round(min(0.99, max(1.0 - doubt, max(self.confidences.values()))), 3)
         # pydantic-core validation is ~3x faster than model_construct, and checks the output too.
-        return _TAG_VALIDATOR.validate_python(
+        tag: Tag = _TAG_VALIDATOR.validate_python(
             {
                 "label": self.label,
                 "subtype": self.subtype,
@@ -491,6 +491,7 @@ class _TagDraft:
                 "evidence": self.evidence,
             }
         )
+        return tag
 
 
 def _data(name: str) -> object:
