@@ -174,7 +174,8 @@ class RuleSet:
     """Everything the matcher needs, compiled once."""
 
     heads: re.Pattern[str]
-    by_head: dict[str, tuple[Candidate, ...]]
+    # scan key of a head -> (rule candidates, cue/context/break candidates)
+    by_head: dict[str, tuple[tuple[Candidate, ...], tuple[Candidate, ...]]]
     always: tuple[Candidate, ...]
     families: tuple[str, ...]
     cues: dict[str, re.Pattern[str]]
@@ -290,11 +291,16 @@ def compile_rules(spec: RulesFile) -> RuleSet:
     # The scan runs over " " + text with word-joining punctuation turned into spaces, so every
     # word start follows a space and the head regex can start with a literal space: the regex
     # engine then jumps from space to space instead of trying every character.
-    scan_index: dict[str, tuple[Candidate, ...]] = {}
+    merged: dict[str, dict[int, Candidate]] = {}
     for head, candidates in index.items():
-        key = head.translate(SCAN_TABLE)
-        merged = {id(c): c for c in (*scan_index.get(key, ()), *candidates)}
-        scan_index[key] = tuple(sorted(merged.values(), key=lambda c: (c.kind, c.family, c.order)))
+        merged.setdefault(head.translate(SCAN_TABLE), {}).update((id(c), c) for c in candidates)
+    scan_index = {}
+    for key, found in merged.items():
+        ordered = sorted(found.values(), key=lambda c: (c.kind, c.family, c.order))
+        scan_index[key] = (
+            tuple(c for c in ordered if c.rule is not None),
+            tuple(c for c in ordered if c.rule is None),
+        )
     return RuleSet(
         heads=re.compile(" (?:" + trie_pattern(scan_index) + ")"),
         by_head=scan_index,

@@ -100,7 +100,7 @@ class _Field:
     text: str
     low: str
     positions: list[int] = field(default_factory=list)  # of `pending`, ascending
-    pending: list[Candidate] = field(default_factory=list)
+    pending: list[tuple[Candidate, ...]] = field(default_factory=list)
     contexts: dict[str, str] = field(default_factory=dict)
     starts: list[int] | None = None
     # sentence start -> the state/bloc mentions in that sentence
@@ -111,12 +111,15 @@ class _Field:
         found = self.contexts.get(name)
         if found is None:
             found = ""
-            for position, candidate in zip(self.positions, self.pending, strict=True):
-                if candidate.kind == CONTEXT and candidate.name == name:
-                    match = candidate.pattern.match(self.low, position)
-                    if match is not None:
-                        found = match.group()
-                        break
+            for position, candidates in zip(self.positions, self.pending, strict=True):
+                for candidate in candidates:
+                    if candidate.kind == CONTEXT and candidate.name == name:
+                        match = candidate.pattern.match(self.low, position)
+                        if match is not None:
+                            found = match.group()
+                            break
+                if found:
+                    break
             self.contexts[name] = found
         return found
 
@@ -125,11 +128,11 @@ class _Field:
         first = bisect.bisect_left(self.positions, begin)
         last = bisect.bisect_left(self.positions, end)
         for index in range(first, last):
-            candidate = self.pending[index]
-            if candidate.kind == kind:
-                match = candidate.pattern.match(self.low, self.positions[index])
-                if match is not None and match.end() <= end:
-                    yield self.positions[index], match.end(), candidate.name
+            for candidate in self.pending[index]:
+                if candidate.kind == kind:
+                    match = candidate.pattern.match(self.low, self.positions[index])
+                    if match is not None and match.end() <= end:
+                        yield self.positions[index], match.end(), candidate.name
 
     def bounds(self, position: int) -> tuple[int, int]:
         if self.starts is None:
@@ -191,11 +194,11 @@ class Tagger:
         position = 0
         while (head := search(scan, position)) is not None:
             start = head.start()
-            for candidate in rules.by_head[head.group()[1:]]:
-                if candidate.rule is None:
-                    scanned.positions.append(start)  # cues and contexts: only if needed
-                    scanned.pending.append(candidate)
-                    continue
+            rule_candidates, extras = rules.by_head[head.group()[1:]]
+            if extras:  # cues and contexts: matched later, only if a trigger needs them
+                scanned.positions.append(start)
+                scanned.pending.append(extras)
+            for candidate in rule_candidates:
                 match = candidate.pattern.match(low, start)
                 if match is not None:
                     hits.append(
