@@ -102,37 +102,48 @@ class _Field:
     positions: list[int] = field(default_factory=list)  # of `pending`, ascending
     pending: list[tuple[Candidate, ...]] = field(default_factory=list)
     contexts: dict[str, str] = field(default_factory=dict)
+    memo: dict[int, list[tuple[int, int, str, str]]] = field(default_factory=dict)
     starts: list[int] | None = None
     # sentence start -> the state/bloc mentions in that sentence
     local: dict[int, list[Mention]] = field(default_factory=dict)
 
+    def _matched(self, index: int) -> list[tuple[int, int, str, str]]:
+        """(kind, end, name, words) of the cues/contexts/breaks matching at pending[index];
+        each position is matched once, however many triggers look at it."""
+        found = self.memo.get(index)
+        if found is None:
+            position = self.positions[index]
+            found = []
+            for candidate in self.pending[index]:
+                match = candidate.pattern.match(self.low, position)
+                if match is not None:
+                    found.append((candidate.kind, match.end(), candidate.name, match.group()))
+            self.memo[index] = found
+        return found
+
     def context(self, name: str) -> str:
         """The words of context `name` in this field, '' when absent."""
-        found = self.contexts.get(name)
-        if found is None:
-            found = ""
-            for position, candidates in zip(self.positions, self.pending, strict=True):
-                for candidate in candidates:
-                    if candidate.kind == CONTEXT and candidate.name == name:
-                        match = candidate.pattern.match(self.low, position)
-                        if match is not None:
-                            found = match.group()
-                            break
-                if found:
+        words = self.contexts.get(name)
+        if words is None:
+            words = ""
+            for index in range(len(self.positions)):
+                hit = next(
+                    (w for k, _, n, w in self._matched(index) if k == CONTEXT and n == name), ""
+                )
+                if hit:
+                    words = hit
                     break
-            self.contexts[name] = found
-        return found
+            self.contexts[name] = words
+        return words
 
     def between(self, begin: int, end: int, kind: int) -> Iterator[tuple[int, int, str]]:
         """(start, end, name) of the cues or breaks that match inside [begin, end)."""
         first = bisect.bisect_left(self.positions, begin)
         last = bisect.bisect_left(self.positions, end)
         for index in range(first, last):
-            for candidate in self.pending[index]:
-                if candidate.kind == kind:
-                    match = candidate.pattern.match(self.low, self.positions[index])
-                    if match is not None and match.end() <= end:
-                        yield self.positions[index], match.end(), candidate.name
+            for found_kind, found_end, name, _ in self._matched(index):
+                if found_kind == kind and found_end <= end:
+                    yield self.positions[index], found_end, name
 
     def bounds(self, position: int) -> tuple[int, int]:
         if self.starts is None:
