@@ -169,13 +169,17 @@ class Candidate:
     pattern: re.Pattern[str]
 
 
+# (family, order in the file, rule, pattern): what the scan tries at a head, as a plain tuple.
+RuleCandidate = tuple[int, int, CompiledRule, re.Pattern[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     """Everything the matcher needs, compiled once."""
 
     heads: re.Pattern[str]
     # scan key of a head -> (rule candidates, cue/context/break candidates)
-    by_head: dict[str, tuple[tuple[Candidate, ...], tuple[Candidate, ...]]]
+    by_head: dict[str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...]]]
     always: tuple[Candidate, ...]
     families: tuple[str, ...]
     cues: dict[str, re.Pattern[str]]
@@ -294,11 +298,11 @@ def compile_rules(spec: RulesFile) -> RuleSet:
     merged: dict[str, dict[int, Candidate]] = {}
     for head, candidates in index.items():
         merged.setdefault(head.translate(SCAN_TABLE), {}).update((id(c), c) for c in candidates)
-    scan_index = {}
+    scan_index: dict[str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...]]] = {}
     for key, found in merged.items():
         ordered = sorted(found.values(), key=lambda c: (c.kind, c.family, c.order))
         scan_index[key] = (
-            tuple(c for c in ordered if c.rule is not None),
+            tuple((c.family, c.order, c.rule, c.pattern) for c in ordered if c.rule is not None),
             tuple(c for c in ordered if c.rule is None),
         )
     return RuleSet(

@@ -101,7 +101,7 @@ class _Field:
     low: str
     positions: list[int] = field(default_factory=list)  # of `pending`, ascending
     pending: list[tuple[Candidate, ...]] = field(default_factory=list)
-    contexts: dict[str, str] = field(default_factory=dict)
+    contexts: dict[str, str] | None = None
     memo: dict[int, list[tuple[int, int, str, str]]] = field(default_factory=dict)
     starts: list[int] | None = None
     # sentence start -> the state/bloc mentions in that sentence
@@ -122,19 +122,14 @@ class _Field:
         return found
 
     def context(self, name: str) -> str:
-        """The words of context `name` in this field, '' when absent."""
-        words = self.contexts.get(name)
-        if words is None:
-            words = ""
+        """The words of context `name` in this field, '' when absent (all found at first ask)."""
+        if self.contexts is None:
+            self.contexts = {}
             for index in range(len(self.positions)):
-                hit = next(
-                    (w for k, _, n, w in self._matched(index) if k == CONTEXT and n == name), ""
-                )
-                if hit:
-                    words = hit
-                    break
-            self.contexts[name] = words
-        return words
+                for kind, _, found, words in self._matched(index):
+                    if kind == CONTEXT:
+                        self.contexts.setdefault(found, words)
+        return self.contexts.get(name, "")
 
     def between(self, begin: int, end: int, kind: int) -> Iterator[tuple[int, int, str]]:
         """(start, end, name) of the cues or breaks that match inside [begin, end)."""
@@ -209,12 +204,10 @@ class Tagger:
             if extras:  # cues and contexts: matched later, only if a trigger needs them
                 scanned.positions.append(start)
                 scanned.pending.append(extras)
-            for candidate in rule_candidates:
-                match = candidate.pattern.match(low, start)
+            for family, order, rule, pattern in rule_candidates:
+                match = pattern.match(low, start)
                 if match is not None:
-                    hits.append(
-                        (candidate.family, start, candidate.order, match.end(), candidate.rule)
-                    )
+                    hits.append((family, start, order, match.end(), rule))
             position = start + 1
         for candidate in rules.always:
             if candidate.rule is not None:
