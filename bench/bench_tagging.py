@@ -62,9 +62,7 @@ def make_items(count: int, event_share: float = 1.0, seed: int = 7) -> list[tupl
     return items
 
 
-def _best_rates(
-    runs: tuple[Callable[[], None], ...], count: int, repeats: int = 5
-) -> list[float]:
+def _best_rates(runs: tuple[Callable[[], None], ...], count: int, repeats: int = 5) -> list[float]:
     """Items/s of each run, best of `repeats`, runs interleaved so that load from other jobs on
     the machine hits them alike (the ratio is the number to trust)."""
     best = [float("inf")] * len(runs)
