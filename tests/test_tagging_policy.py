@@ -80,6 +80,8 @@ CASES: list[tuple[str, set[str], str | None]] = [
         {"alliance"},
         "judicial_cooperation",
     ),
+    ("France offered to send peacekeepers to the border region.", {"alliance"}, "military_aid"),
+    ("Brazil and China agreed to cooperate on energy and infrastructure.", {"alliance"}, None),
     # --- both labels: joint exercises, joint strikes, treaty amid a missile crisis
     (
         "Russia and China began joint naval drills in the Sea of Japan.",
@@ -143,6 +145,9 @@ CASES: list[tuple[str, set[str], str | None]] = [
         {"escalation"},
         "reduce_relations",
     ),
+    ("The government broke off talks with the rebels.", {"escalation"}, "reduce_relations"),
+    ("The junta banned opposition parties and imposed a curfew.", {"escalation"}, "coercion"),
+    ("Bulldozers demolished dozens of homes in the occupied village.", {"escalation"}, None),
     # --- escalation: coercion, seizures
     ("Iranian commandos seized an oil tanker in the Strait of Hormuz.", {"escalation"}, "seizure"),
     (
