@@ -192,6 +192,17 @@ CASES: list[tuple[str, set[str], str | None]] = [
         "mass_violence",
     ),
     ("Security forces opened fire on protesters, killing three.", {"escalation"}, "coercion"),
+    ("Soldiers fired on a crowd of villagers, killing eight.", {"escalation"}, "attack"),
+    ("The government ordered the closure of two opposition newspapers.", {"escalation"}, None),
+    ("Beijing suspended imports of beef from the country.", {"escalation"}, "sanction"),
+    ("Troops occupied the airport after a night of shooting.", {"escalation"}, "fighting"),
+    (
+        "Israel said it would respond forcefully to any attack from Lebanon.",
+        {"escalation"},
+        "threat",
+    ),
+    ("France will provide Mali with military equipment and training.", {"alliance"}, None),
+    ("Turkey's parliament ratified Sweden's NATO membership.", {"alliance"}, "accession"),
     # --- neither: statements, meetings, yielding, criticism, protests, disasters, crime
     ("The foreign ministers met in Geneva to discuss the crisis.", set(), None),
     ("The president praised the role of the mediators.", set(), None),
@@ -206,6 +217,9 @@ CASES: list[tuple[str, set[str], str | None]] = [
     ("Police arrested two men after an attempted robbery at a bank.", set(), None),
     ("Customs officers seized a cache of weapons and ammunition at the port.", set(), None),
     ("The central bank raised interest rates for the fifth time this year.", set(), None),
+    ("Red Cross convoys delivered food and medicine to the besieged city.", set(), None),
+    ("The army withdrew its troops from the border town.", set(), None),
+    ("The king pardoned 300 prisoners to mark the holiday.", set(), None),
     ("The opposition leader won the presidential election by a narrow margin.", set(), None),
     ("The government is raising its defence budget to 2 percent of GDP.", set(), None),
 ]

@@ -90,6 +90,7 @@ class Trigger:
     sources: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     participants: tuple[str, ...] = ()
+    context_blocked: bool = False  # a context ruled it out: another rule may use its words
 
 
 @dataclass(slots=True)
@@ -225,11 +226,14 @@ class Tagger:
                 family, family_end = hit_family, -1
             if start < family_end:
                 continue  # inside a match of the same family: leftmost, then earlier rule wins
-            family_end = end
+            previous_end, family_end = family_end, end
             while end > start and low[end - 1].isspace():
                 end -= 1
             end = min(end, start + SPAN_MAX)
-            found.append(self._judge(rule, name, scanned, start, end, mentions))
+            trigger = self._judge(rule, name, scanned, start, end, mentions)
+            found.append(trigger)
+            if trigger.context_blocked:
+                family_end = previous_end  # the words stay free for a later rule of the family
         return found
 
     def _judge(
@@ -250,6 +254,7 @@ class Tagger:
             words = scanned.context(context)
             if words:
                 why.append(f"{context} context: {words!r}")
+        context_blocked = bool(why)
         labels: list[str] = []
         if not why:
             window_start = self._window_start(scanned, s_start, start)
@@ -284,6 +289,7 @@ class Tagger:
             sources=sources,
             targets=targets,
             participants=tuple(dict.fromkeys(m.code for m in local)),
+            context_blocked=context_blocked,
         )
 
     def _window_start(self, scanned: _Field, sentence_start: int, start: int) -> int:
