@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_fields, tag_text
 from blocwatch.processor.tagging.gazetteer import trie_pattern
@@ -180,3 +182,17 @@ def test_trie_pattern_matches_exactly_its_words() -> None:
 )
 def test_pattern_heads(pattern: str, heads: set[str] | None) -> None:
     assert pattern_heads(expand_macros(pattern)) == heads
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
+    st.text(alphabet="abcdeilmnorstuy .,;:'-\nİß", max_size=300),
+)
+def test_any_text_tags_without_error_and_spans_hold(title: str, summary: str) -> None:
+    words = " missile test signed a pact with Russia, did not join NATO; troops killed "
+    tagging = tag_text(title + words, summary + words)
+    fields = {"title": title + words, "summary": summary + words}
+    for tag in tagging.tags:
+        for evidence in tag.evidence:
+            assert fields[evidence.field][evidence.start : evidence.end] == evidence.text
