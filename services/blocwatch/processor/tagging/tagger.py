@@ -265,14 +265,17 @@ class Tagger:
                 else:
                     labels.append(ctag.spec.label)
         joint: tuple[str, ...] = ()
-        local = scanned.local.get(s_start)
-        if local is None:
-            local = scanned.local[s_start] = [m for m in mentions if s_start <= m.start < s_end]
         sources: tuple[str, ...] = ()
         targets: tuple[str, ...] = ()
         partners: tuple[str, ...] = ()
-        if local:
-            sources, targets, partners = self._roles(scanned.text, local, start, end)
+        participants: tuple[str, ...] = ()
+        if labels:  # roles only matter for kept triggers
+            local = scanned.local.get(s_start)
+            if local is None:
+                local = scanned.local[s_start] = [m for m in mentions if s_start <= m.start < s_end]
+            if local:
+                sources, targets, partners = self._roles(scanned.text, local, start, end)
+                participants = tuple(dict.fromkeys(m.code for m in local))
         if rule.joint and labels and partners:
             joint = partners
             if "alliance" not in labels:
@@ -288,7 +291,7 @@ class Tagger:
             joint_with=joint,
             sources=sources,
             targets=targets,
-            participants=tuple(dict.fromkeys(m.code for m in local)),
+            participants=participants,
             context_blocked=context_blocked,
         )
 
