@@ -220,6 +220,7 @@ CASES: list[tuple[str, set[str], str | None]] = [
     ("Red Cross convoys delivered food and medicine to the besieged city.", set(), None),
     ("The army withdrew its troops from the border town.", set(), None),
     ("The king pardoned 300 prisoners to mark the holiday.", set(), None),
+    ("An explosion at a chemical plant killed four workers.", set(), None),
     ("The opposition leader won the presidential election by a narrow margin.", set(), None),
     ("The government is raising its defence budget to 2 percent of GDP.", set(), None),
 ]
