@@ -81,6 +81,7 @@ CASES: list[tuple[str, set[str], str | None]] = [
         "judicial_cooperation",
     ),
     ("France offered to send peacekeepers to the border region.", {"alliance"}, "military_aid"),
+    ("Egypt expressed its willingness to cooperate with Sudan on water.", {"alliance"}, None),
     ("Brazil and China agreed to cooperate on energy and infrastructure.", {"alliance"}, None),
     # --- both labels: joint exercises, joint strikes, treaty amid a missile crisis
     (
@@ -115,6 +116,8 @@ CASES: list[tuple[str, set[str], str | None]] = [
         {"escalation"},
         "ultimatum",
     ),
+    ("Iran warned of retaliation if its ships were attacked.", {"escalation"}, "threat"),
+    ("Pyongyang paraded new ICBMs through the capital.", {"escalation"}, "exercise"),
     # --- escalation: force posture
     (
         "Pyongyang test-fired two short-range ballistic missiles into the sea.",
