@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from blocwatch.core.models import Tag
+from blocwatch.processor.tagging.gazetteer import trie_pattern
 
 __all__ = [
     "SCAN_TABLE",
@@ -181,9 +182,6 @@ class RuleSet:
     # scan key of a head -> (rule candidates, cue/context/break candidates)
     by_head: dict[str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...]]]
     always: tuple[Candidate, ...]
-    families: tuple[str, ...]
-    cues: dict[str, re.Pattern[str]]
-    contexts: dict[str, re.Pattern[str]]
     window: int
     adjacent: dict[str, int]
     rules: tuple[CompiledRule, ...]
@@ -242,8 +240,6 @@ def pattern_heads(pattern: str) -> set[str] | None:
 
 def compile_rules(spec: RulesFile) -> RuleSet:
     """Per-pattern regexes indexed by their heads, plus one trie regex over all heads."""
-    from blocwatch.processor.tagging.gazetteer import trie_pattern  # shared trie builder
-
     families: list[str] = []
     compiled: list[CompiledRule] = []
     by_head: dict[str, list[Candidate]] = {}
@@ -309,9 +305,6 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         heads=re.compile(" (?:" + trie_pattern(scan_index) + ")"),
         by_head=scan_index,
         always=tuple(always),
-        families=tuple(families),
-        cues={name: re.compile(pattern) for name, pattern in spec.cues.items()},
-        contexts={name: re.compile(pattern) for name, pattern in spec.contexts.items()},
         window=spec.defaults.window,
         adjacent=dict(spec.defaults.adjacent),
         rules=tuple(compiled),
