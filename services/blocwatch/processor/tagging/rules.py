@@ -179,8 +179,10 @@ class RuleSet:
     """Everything the matcher needs, compiled once."""
 
     heads: re.Pattern[str]
-    # scan key of a head -> (rule candidates, cue/context/break candidates)
-    by_head: dict[str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...]]]
+    # scan key of a head -> (rule candidates, cue/break candidates, context candidates)
+    by_head: dict[
+        str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...], tuple[Candidate, ...]]
+    ]
     always: tuple[Candidate, ...]
     window: int
     adjacent: dict[str, int]
@@ -294,12 +296,15 @@ def compile_rules(spec: RulesFile) -> RuleSet:
     merged: dict[str, dict[int, Candidate]] = {}
     for head, candidates in index.items():
         merged.setdefault(head.translate(SCAN_TABLE), {}).update((id(c), c) for c in candidates)
-    scan_index: dict[str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...]]] = {}
+    scan_index: dict[
+        str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...], tuple[Candidate, ...]]
+    ] = {}
     for key, found in merged.items():
         ordered = sorted(found.values(), key=lambda c: (c.kind, c.family, c.order))
         scan_index[key] = (
             tuple((c.family, c.order, c.rule, c.pattern) for c in ordered if c.rule is not None),
-            tuple(c for c in ordered if c.rule is None),
+            tuple(c for c in ordered if c.kind in (CUE, BREAK)),
+            tuple(c for c in ordered if c.kind == CONTEXT),
         )
     return RuleSet(
         heads=re.compile(" (?:" + trie_pattern(scan_index) + ")"),

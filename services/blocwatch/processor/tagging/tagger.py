@@ -24,7 +24,6 @@ from blocwatch.core.models import Actor, Dyad, Tag
 from blocwatch.processor.tagging.gazetteer import ActorsFile, Gazetteer, Mention, RegionsFile
 from blocwatch.processor.tagging.rules import (
     BREAK,
-    CONTEXT,
     CUE,
     SCAN_TABLE,
     Candidate,
@@ -102,14 +101,16 @@ class _Field:
     low: str
     positions: list[int] = field(default_factory=list)  # of `pending`, ascending
     pending: list[tuple[Candidate, ...]] = field(default_factory=list)
-    contexts: dict[str, str] | None = None
+    context_positions: list[int] = field(default_factory=list)
+    context_pending: list[tuple[Candidate, ...]] = field(default_factory=list)
+    contexts: dict[str, str] = field(default_factory=dict)
     memo: dict[int, list[tuple[int, int, str, str]]] = field(default_factory=dict)
     starts: list[int] | None = None
     # sentence start -> the state/bloc mentions in that sentence
     local: dict[int, list[Mention]] = field(default_factory=dict)
 
     def _matched(self, index: int) -> list[tuple[int, int, str, str]]:
-        """(kind, end, name, words) of the cues/contexts/breaks matching at pending[index];
+        """(kind, end, name, words) of the cues and breaks matching at pending[index];
         each position is matched once, however many triggers look at it."""
         found = self.memo.get(index)
         if found is None:
@@ -123,14 +124,23 @@ class _Field:
         return found
 
     def context(self, name: str) -> str:
-        """The words of context `name` in this field, '' when absent (all found at first ask)."""
-        if self.contexts is None:
-            self.contexts = {}
-            for index in range(len(self.positions)):
-                for kind, _, found, words in self._matched(index):
-                    if kind == CONTEXT:
-                        self.contexts.setdefault(found, words)
-        return self.contexts.get(name, "")
+        """The words of context `name` in this field, '' when absent (looked up once)."""
+        words = self.contexts.get(name)
+        if words is None:
+            words = ""
+            for position, candidates in zip(
+                self.context_positions, self.context_pending, strict=True
+            ):
+                for candidate in candidates:
+                    if candidate.name == name:
+                        match = candidate.pattern.match(self.low, position)
+                        if match is not None:
+                            words = match.group()
+                            break
+                if words:
+                    break
+            self.contexts[name] = words
+        return words
 
     def between(self, begin: int, end: int, kind: int) -> Iterator[tuple[int, int, str]]:
         """(start, end, name) of the cues or breaks that match inside [begin, end)."""
@@ -201,10 +211,13 @@ class Tagger:
         position = 0
         while (head := search(scan, position)) is not None:
             start = head.start()
-            rule_candidates, extras = rules.by_head[head.group()[1:]]
-            if extras:  # cues and contexts: matched later, only if a trigger needs them
+            rule_candidates, cues, contexts = rules.by_head[head.group()[1:]]
+            if cues:  # cues and contexts: matched later, only if a trigger needs them
                 scanned.positions.append(start)
-                scanned.pending.append(extras)
+                scanned.pending.append(cues)
+            if contexts:
+                scanned.context_positions.append(start)
+                scanned.context_pending.append(contexts)
             for family, order, rule, pattern in rule_candidates:
                 match = pattern.match(low, start)
                 if match is not None:
