@@ -196,3 +196,31 @@ def test_any_text_tags_without_error_and_spans_hold(title: str, summary: str) ->
     for tag in tagging.tags:
         for evidence in tag.evidence:
             assert fields[evidence.field][evidence.start : evidence.end] == evidence.text
+
+
+def test_tagging_fits_the_tagged_item_contract() -> None:
+    from datetime import UTC, datetime
+
+    from blocwatch.core.codec import decode, encode
+    from blocwatch.core.models import TaggedItem
+
+    tagging = tag_text("US and UK strike Houthi targets", "Russia and Iran signed a defence pact.")
+    now = datetime.now(UTC)
+    item = TaggedItem(
+        id="x",
+        url="https://example.org/x",
+        title="t",
+        source="s",
+        fetched_at=now,
+        tags=tagging.tags,
+        actors=tagging.actors,
+        dyads=tagging.dyads,
+        regions=tagging.regions,
+        story_id="s1",
+        tagged_at=now,
+        tagger_version=TAGGER_VERSION,
+    )
+    back = decode(TaggedItem, encode(item))
+    assert back.labels == {"alliance", "escalation"}
+    assert back.tags == tagging.tags
+    assert ("USA", "GBR", "alliance") in {(d.source, d.target, d.label) for d in back.dyads}
