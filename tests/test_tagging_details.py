@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blocwatch.core.codec import decode, encode
+from blocwatch.core.models import TaggedItem
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_fields, tag_text
 from blocwatch.processor.tagging.gazetteer import trie_pattern
 from blocwatch.processor.tagging.rules import expand_macros, pattern_heads
@@ -161,8 +166,6 @@ def test_untagged_item_is_empty_and_version_is_set() -> None:
 
 
 def test_trie_pattern_matches_exactly_its_words() -> None:
-    import re
-
     regex = re.compile("(?:" + trie_pattern(["war", "warn", "warship", "pact"]) + r")\Z")
     for word in ("war", "warn", "warship", "pact"):
         assert regex.match(word)
@@ -199,11 +202,6 @@ def test_any_text_tags_without_error_and_spans_hold(title: str, summary: str) ->
 
 
 def test_tagging_fits_the_tagged_item_contract() -> None:
-    from datetime import UTC, datetime
-
-    from blocwatch.core.codec import decode, encode
-    from blocwatch.core.models import TaggedItem
-
     tagging = tag_text("US and UK strike Houthi targets", "Russia and Iran signed a defence pact.")
     now = datetime.now(UTC)
     item = TaggedItem(
