@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pydantic_settings import BaseSettings
 
 from blocwatch import __version__
+from blocwatch.alerter import commands as alerter_commands
+from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
@@ -22,10 +24,10 @@ __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: tuple[Register, ...] = (core_commands.register,)
+REGISTRARS: tuple[Register, ...] = (core_commands.register, alerter_commands.register)
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings)
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings, AlerterSettings)
 
 
 def build_parser() -> argparse.ArgumentParser:
