@@ -243,12 +243,21 @@ def parse_rules(text: str, path: str = "<rules>") -> RulesFile:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with `rules:`", fix)
+    _check_unique_names(data, path, fix)
     try:
         return RulesFile.model_validate(data)
     except ValidationError as exc:
         problem = exc.errors()[0]
         message = problem["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{_where(path, data, problem['loc'])}: {message}", fix) from exc
+
+
+def _check_unique_names(data: dict[str, Any], path: str, fix: str) -> None:
+    entries = data.get("rules")
+    names = [e.get("name") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    for name in names:
+        if name is not None and names.count(name) > 1:
+            raise ConfigError(f"{path}: rule {name!r}: name: used by more than one rule", fix)
 
 
 def load_rules(path: Path) -> RulesFile:
