@@ -43,7 +43,7 @@ def tagged(
 ) -> TaggedItem:
     """A TaggedItem about a North Korean missile test unless told otherwise."""
     tag = Tag(
-        label=label,  # type: ignore[arg-type]
+        label=label,
         subtype=subtype,
         cameo="150" if label == "escalation" else "057",
         plover="MOBILIZE" if label == "escalation" else "AGREE",

@@ -72,8 +72,11 @@ def test_alert_carries_counts_group_and_evidence() -> None:
     assert alert.items[0].tags[0].evidence[0].text == "fired a missile"
     text = render_text(alert)
     summary, first_item = text.splitlines()[0], text.splitlines()[1]
-    assert "3 escalation stories in region Korean Peninsula in the last 1h from 1 sources" in summary
-    assert "Yonhap" in first_item and "Headline" in first_item
+    assert (
+        "3 escalation stories in region Korean Peninsula in the last 1h from 1 sources" in summary
+    )
+    assert "Yonhap" in first_item
+    assert "Headline" in first_item
     assert "why: escalation/weapons_test (CAMEO 150" in text
     assert 'escalation.weapons_test matched "fired a missile"' in text
 
@@ -189,7 +192,9 @@ def test_silence_suppresses_then_lets_the_alert_through_when_it_ends() -> None:
         starts_at=T0,
         ends_at=T0 + 30 * M,
     )
-    decisions = [d for n, i in enumerate(story_items(4)) for d in engine.ingest(i, T0 + n * M, [silence])]
+    decisions = [
+        d for n, i in enumerate(story_items(4)) for d in engine.ingest(i, T0 + n * M, [silence])
+    ]
     assert [d.silenced for d in decisions] == [True]  # reported once, for metrics, not delivered
     assert engine.tick(T0 + 10 * M, [silence]) == []
     [after] = engine.tick(T0 + 31 * M, [silence])
@@ -199,7 +204,9 @@ def test_silence_suppresses_then_lets_the_alert_through_when_it_ends() -> None:
 def test_silence_for_another_region_does_not_match() -> None:
     engine = Engine(rules(SURGE))
     other = Silence(id="s2", matchers={"region": "Baltic"}, starts_at=T0, ends_at=T0 + M * 60)
-    decisions = [d for n, i in enumerate(story_items(3)) for d in engine.ingest(i, T0 + n * M, [other])]
+    decisions = [
+        d for n, i in enumerate(story_items(3)) for d in engine.ingest(i, T0 + n * M, [other])
+    ]
     assert [d.silenced for d in decisions] == [False]
 
 
@@ -227,7 +234,11 @@ def test_spike_against_the_baseline_of_earlier_windows() -> None:
     engine = Engine(rules(SPIKE))
     now = T0 + timedelta(hours=4)
     # baseline: 2 stories in each of the three earlier hours → mean 2; 3 now is no spike
-    history = [tagged(f"b{h}{n}", at=T0 + timedelta(hours=h, minutes=10 + n)) for h in (0, 1, 2) for n in range(2)]  # fmt: skip
+    history = [
+        tagged(f"b{h}{n}", at=T0 + timedelta(hours=h, minutes=10 + n))
+        for h in (0, 1, 2)
+        for n in range(2)
+    ]
     for item in history:
         engine.ingest(item, now)
     current = [tagged(f"n{n}", at=now - 10 * M + n * M) for n in range(6)]
@@ -278,7 +289,10 @@ def test_new_dyad_fires_for_a_pair_not_seen_for_memory_days() -> None:
     engine = Engine(rules(NEW_DYAD))
     [first] = engine.ingest(alliance("d1", timedelta(0)), T0)
     assert first.alert.group == {"dyad": "PRK-RUS"}
-    assert engine.ingest(alliance("d2", timedelta(days=3), ("PRK", "RUS")), T0 + timedelta(days=3)) == []
+    assert (
+        engine.ingest(alliance("d2", timedelta(days=3), ("PRK", "RUS")), T0 + timedelta(days=3))
+        == []
+    )
     later = timedelta(days=34)  # 31 days after the last sighting
     [again] = engine.ingest(alliance("d3", later), T0 + later)
     assert again.alert.status == "firing"
@@ -290,7 +304,9 @@ def test_new_dyad_warmup_learns_known_pairs_first() -> None:
     engine = Engine(rules(NEW_DYAD.replace("cooldown: 1h", "cooldown: 1h\n    warmup: 2h")))
     assert engine.ingest(alliance("w1", timedelta(0)), T0) == []
     assert engine.ingest(alliance("w2", timedelta(hours=3)), T0 + timedelta(hours=3)) == []
-    [new] = engine.ingest(alliance("w3", timedelta(hours=3), ("USA", "PHL")), T0 + timedelta(hours=3))
+    [new] = engine.ingest(
+        alliance("w3", timedelta(hours=3), ("USA", "PHL")), T0 + timedelta(hours=3)
+    )
     assert new.alert.group == {"dyad": "PHL-USA"}
 
 
@@ -321,7 +337,10 @@ def test_flatline_of_the_pipeline_and_of_one_feed() -> None:
     assert (feed_quiet.alert.rule, feed_quiet.alert.group) == ("quiet-feed", {"feed": "kcna"})
     assert "kcna delivered 0 items in the last 30m" in feed_quiet.alert.summary
     decisions = engine.tick(T0 + 90 * M)
-    assert {(d.alert.rule, d.alert.status) for d in decisions} == {("quiet", "firing"), ("quiet-feed", "firing")}
+    assert {(d.alert.rule, d.alert.status) for d in decisions} == {
+        ("quiet", "firing"),
+        ("quiet-feed", "firing"),
+    }
     resolved = engine.ingest(tagged("d", feed="kcna", tags=False), T0 + 95 * M)
     resolved += engine.tick(T0 + 95 * M)
     assert {(d.alert.rule, d.alert.status) for d in resolved} >= {("quiet", "resolved")}

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,7 +161,9 @@ async def test_fires_once_at_the_nth_distinct_story_not_for_n_copies(rig: Rig) -
     assert rig.sample(
         "blocwatch_alerter_alerts_total", rule="surge", severity="critical", status="firing"
     ) == 1  # fmt: skip
-    assert rig.sample("blocwatch_alerter_notifications_total", receiver="webhook", result="sent") == 1
+    assert (
+        rig.sample("blocwatch_alerter_notifications_total", receiver="webhook", result="sent") == 1
+    )
     assert rig.sample("blocwatch_alerter_end_to_end_latency_seconds_count") == 1
 
 
@@ -177,11 +179,18 @@ async def test_cooldown_growth_renotify_and_resolve(rig: Rig) -> None:
         rig.clock.advance(timedelta(hours=1))
         await wait_until(lambda: len(rig.hook.received) == 3)
     assert statuses(rig.hook) == [("firing", 1), ("firing", 2), ("resolved", 3)]
-    assert rig.hook.received[1]["counts"] == {"schema_version": 1, "items": 6, "stories": 6, "sources": 1}
+    assert rig.hook.received[1]["counts"] == {
+        "schema_version": 1,
+        "items": 6,
+        "stories": 6,
+        "sources": 1,
+    }
     assert all(rig.hook.signatures_ok)
 
 
-async def test_silence_suppresses_until_expired(rig: Rig, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_silence_suppresses_until_expired(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
     data_dir = str(rig.settings.alerter_data_dir)
     # `blocwatch silence` runs on the wall clock, so this test's alerter does too
     rig.clock = LiveClock(base=datetime.now(UTC))
@@ -290,10 +299,12 @@ def test_secrets_stay_out_of_repr_help_and_settings(capsys: pytest.CaptureFixtur
         alerter_webhook_secret=SECRET,
         alerter_apprise_urls=f"tgram://{TOKEN}/12345",
     )
-    assert TOKEN not in repr(settings) and SECRET not in repr(settings)
+    assert TOKEN not in repr(settings)
+    assert SECRET not in repr(settings)
     for command in (["alert", "--help"], ["settings"]):
         with pytest.raises(SystemExit) if "--help" in command else nullcontext():
             main(command)
         out = capsys.readouterr().out
-        assert TOKEN not in out and SECRET not in out
+        assert TOKEN not in out
+        assert SECRET not in out
     assert TOKEN not in json.dumps(settings.model_dump(mode="json"))

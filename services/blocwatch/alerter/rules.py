@@ -254,7 +254,9 @@ def parse_rules(text: str, path: str = "<rules>") -> RulesFile:
 
 def _check_unique_names(data: dict[str, Any], path: str, fix: str) -> None:
     entries = data.get("rules")
-    names = [e.get("name") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    names = (
+        [e.get("name") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    )
     for name in names:
         if name is not None and names.count(name) > 1:
             raise ConfigError(f"{path}: rule {name!r}: name: used by more than one rule", fix)
