@@ -88,14 +88,14 @@ def _settings(args: argparse.Namespace) -> AlerterSettings:
 def _run_alert(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level)
-    rules = load_rules(settings.alerter_rules_file)
+    rules = load_rules(settings.rules_file)
 
     async def serve() -> None:
         alerter = Alerter(settings, rules, registry=new_registry("alerter"))
         async with alerter:
             print(
                 f"alerter running: {len(rules.active_rules)} rules from "
-                f"{settings.alerter_rules_file}; metrics on "
+                f"{settings.rules_file}; metrics on "
                 f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
                 flush=True,
             )
@@ -199,7 +199,7 @@ def _run_silence_list(args: argparse.Namespace) -> int:
     now = utc_now()
     with StateStore(settings.state_file) as store:
         stored = store.silences()
-    config = from_config(load_rules(settings.alerter_rules_file).silences)
+    config = from_config(load_rules(settings.rules_file).silences)
     shown = 0
     for silence in [*config, *stored]:
         if not args.all and not silence.active(now):

@@ -8,10 +8,13 @@ articles share a story_id), optionally requiring corroboration by several outlet
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import itertools
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -27,6 +30,7 @@ __all__ = [
     "Decision",
     "Engine",
     "GroupCount",
+    "Members",
     "NotifyRecord",
     "Observation",
     "count_group",
@@ -38,6 +42,7 @@ __all__ = [
 
 ARRIVAL_BUCKET_S = 60  # flatline counts arrivals per minute: bounded state, minute resolution
 FUTURE_SKEW = timedelta(minutes=5)
+PRUNE_EVERY = timedelta(minutes=1)
 Status = Literal["firing", "resolved", "ended"]
 GroupKey = tuple[tuple[str, str], ...]
 
@@ -49,18 +54,21 @@ def event_time(item: TaggedItem) -> datetime:
     return min(item.published_at, item.fetched_at + FUTURE_SKEW)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
-    """A tagged item as the window state keeps it."""
+    """A tagged item as the window state keeps it (hot fields copied out for counting)."""
 
     item: TaggedItem
     time: datetime
+    story: str = ""
+    source: str = ""
 
-    @property
-    def story(self) -> str:
-        return self.item.story_id or self.item.id
+    @classmethod
+    def of(cls, item: TaggedItem, time: datetime) -> Observation:
+        return cls(item, time, item.story_id or item.id, item.source)
 
 
+@functools.lru_cache(maxsize=65536)
 def fingerprint(rule: str, group: GroupKey) -> str:
     """Stable hash of rule + group values: the alert's identity and Kafka key."""
     payload = json.dumps([rule, [list(pair) for pair in group]], separators=(",", ":"))
@@ -163,28 +171,84 @@ class GroupCount:
         return {"items": self.items, "stories": self.stories, "sources": self.sources}[count_by]
 
 
-def count_group(
-    members: Sequence[Observation], start: datetime, end: datetime, corroboration: int
-) -> GroupCount:
-    """Distinct items/stories/sources with start < time ≤ end; a story counts once corroborated.
+class Members:
+    """One group's observations sorted by time, with each story's outlets kept incrementally.
 
-    A story is corroborated by max(the processor's story_sources, distinct outlets seen here).
+    Windows are slices found by bisection, so counting costs the window, not the whole history.
     """
-    inside = [m for m in members if start < m.time <= end]
-    outlets: dict[str, set[str]] = {}
-    reported: dict[str, int] = {}
-    for m in members:  # corroboration may come from reports outside this window
-        outlets.setdefault(m.story, set()).add(m.item.source)
-        reported[m.story] = max(reported.get(m.story, 1), m.item.story_sources)
-    counted = [m for m in inside if max(len(outlets[m.story]), reported[m.story]) >= corroboration]
-    return GroupCount(
-        items=len({m.item.id for m in counted}),
-        stories=len({m.story for m in counted}),
-        sources=len({m.item.source for m in counted}),
-        start=start,
-        end=end,
-        members=tuple(counted),
-    )
+
+    def __init__(self, observations: Iterable[Observation] = ()) -> None:
+        self.obs: list[Observation] = []
+        self.times: list[float] = []
+        self._outlets: dict[str, Counter[str]] = {}
+        self._reported: dict[str, Counter[int]] = {}
+        self._corroboration: dict[str, int] = {}
+        for obs in observations:
+            self.add(obs)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def add(self, obs: Observation) -> None:
+        at = obs.time.timestamp()
+        index = bisect.bisect_right(self.times, at)
+        self.times.insert(index, at)
+        self.obs.insert(index, obs)
+        self._outlets.setdefault(obs.story, Counter())[obs.source] += 1
+        self._reported.setdefault(obs.story, Counter())[obs.item.story_sources] += 1
+        self._update(obs.story)
+
+    def _update(self, story: str) -> None:
+        outlets = self._outlets.get(story)
+        if not outlets:
+            self._corroboration.pop(story, None)
+            return
+        self._corroboration[story] = max(len(outlets), max(self._reported[story]))
+
+    def prune(self, cutoff: datetime) -> None:
+        """Forget observations at or before the cutoff."""
+        index = bisect.bisect_right(self.times, cutoff.timestamp())
+        touched = {obs.story for obs in self.obs[:index]}
+        for obs in self.obs[:index]:
+            outlets, reported = self._outlets[obs.story], self._reported[obs.story]
+            outlets[obs.source] -= 1
+            reported[obs.item.story_sources] -= 1
+            if outlets[obs.source] <= 0:
+                del outlets[obs.source]
+            if reported[obs.item.story_sources] <= 0:
+                del reported[obs.item.story_sources]
+            if not outlets:
+                del self._outlets[obs.story], self._reported[obs.story]
+        del self.obs[:index], self.times[:index]
+        for story in touched:
+            self._update(story)
+
+    def between(self, start: datetime, end: datetime) -> list[Observation]:
+        """Observations with start < time ≤ end."""
+        lo = bisect.bisect_right(self.times, start.timestamp())
+        hi = bisect.bisect_right(self.times, end.timestamp())
+        return self.obs[lo:hi]
+
+    def corroborated(self, story: str) -> int:
+        """Outlets behind a story: max(distinct outlets seen, the processor's story_sources)."""
+        return self._corroboration.get(story, 1)
+
+    def count(self, start: datetime, end: datetime, corroboration: int) -> GroupCount:
+        """Distinct items/stories/sources in (start, end]; a story counts once corroborated."""
+        inside = self.between(start, end)
+        if corroboration > 1:
+            known = self._corroboration
+            inside = [m for m in inside if known.get(m.story, 1) >= corroboration]
+        stories = {m.story for m in inside}
+        sources = {m.source for m in inside}
+        return GroupCount(len(inside), len(stories), len(sources), start, end, tuple(inside))
+
+
+def count_group(
+    members: Iterable[Observation], start: datetime, end: datetime, corroboration: int
+) -> GroupCount:
+    """Count a window over any observations (corroboration may come from outside the window)."""
+    return Members(members).count(start, end, corroboration)
 
 
 def _hopping_ends(now: datetime, hop: timedelta, lateness: timedelta) -> list[datetime]:
@@ -261,7 +325,7 @@ class Changes:
 @dataclass
 class _RuleState:
     rule: Rule
-    groups: dict[GroupKey, list[Observation]] = field(default_factory=dict)
+    groups: dict[GroupKey, Members] = field(default_factory=dict)
     tags: dict[tuple[GroupKey, str], list[Tag]] = field(default_factory=dict)
 
 
@@ -298,6 +362,10 @@ class Engine:
         )
         self.keep_records = max([r.cooldown for r in rules.active_rules] + [self.horizon])
         self._state = {r.name: _RuleState(r) for r in rules.active_rules}
+        self._baselines: dict[tuple[str, GroupKey], tuple[int, float]] = {}
+        self._held: set[str] = set()  # resolved groups that got items during their cooldown
+        self._first_tick = True
+        self._last_prune: datetime | None = None
         self._changes = Changes()
 
     # -- state in and out
@@ -340,7 +408,7 @@ class Engine:
         if when <= now - self.horizon:
             self.late_items += 1  # too late for every window: counted, not evaluated
             return []
-        obs = Observation(item, when)
+        obs = Observation.of(item, when)
         touched = self._add(obs, remember_dyads=True)
         if not touched:  # no rule wants it: keep neither memory nor disk for it
             del self.items[item.id]
@@ -348,8 +416,28 @@ class Engine:
         self._changes.items.append(obs)
         decisions = []
         for rule_name, group in touched:
-            decisions += self._safe_decide(self._state[rule_name], group, now, silences)
+            state = self._state[rule_name]
+            if not self._may_notify(state.rule, fingerprint(rule_name, group), now):
+                continue
+            decisions += self._safe_decide(state, group, now, silences)
         return decisions
+
+    def _may_notify(self, rule: Rule, fp: str, now: datetime) -> bool:
+        """Whether a new item could lead to a notification now (counting is the costly part).
+
+        A new item cannot clear a condition, so inside the cooldown (and before the repeat
+        interval) there is nothing to decide until the next tick.
+        """
+        record = self.records.get(fp)
+        if record is None or record.silenced:
+            return True
+        since = now - record.last_notified_at
+        if since >= rule.cooldown:
+            return True
+        if rule.repeat_interval is not None and since >= rule.repeat_interval:
+            return True
+        self._held.add(fp)  # the next tick after the cooldown decides it
+        return False
 
     def _safe_decide(
         self, state: _RuleState, group: GroupKey, now: datetime, silences: Sequence[Silence]
@@ -386,7 +474,7 @@ class Engine:
             for group in group_values(rule, obs.item, tags):
                 if rule.type == "new_dyad" and remember_dyads:
                     self._remember_dyad(rule, group[0][1], obs.time)
-                state.groups.setdefault(group, []).append(obs)
+                state.groups.setdefault(group, Members()).add(obs)
                 state.tags[(group, obs.item.id)] = tags
                 touched.append((rule.name, group))
         return touched
@@ -403,12 +491,23 @@ class Engine:
     # -- periodic
 
     def tick(self, now: datetime, silences: Sequence[Silence] = ()) -> list[Decision]:
-        """Re-evaluate every live group (resolve, flatline, repeat), then drop expired state."""
+        """Re-evaluate what time alone can change, then drop expired state.
+
+        Time changes a group with a record (it may clear, repeat, leave its cooldown or its
+        silence), a spike's baseline, and flatlines; every other group can only change with a
+        new item, which ingest() evaluates.
+        """
         self._start(now)
         decisions: list[Decision] = []
+        recorded: dict[str, set[GroupKey]] = {}
+        for record in self.records.values():
+            if self._needs_tick(record, now):
+                recorded.setdefault(record.rule, set()).add(record.group)
+        self._first_tick = False
         for state in self._state.values():
-            groups = set(state.groups)
-            groups |= {r.group for r in self.records.values() if r.rule == state.rule.name}
+            groups = recorded.get(state.rule.name, set())
+            if state.rule.type == "spike":
+                groups |= set(state.groups)
             if state.rule.type == "flatline":
                 groups |= self._flatline_groups(state.rule, now)
             for group in sorted(groups):
@@ -416,7 +515,35 @@ class Engine:
         self._prune(now)
         return decisions
 
+    def _needs_tick(self, record: NotifyRecord, now: datetime) -> bool:
+        """Whether time alone may change this record's group (counting is what ticks cost).
+
+        Silenced groups and firing groups that send a resolution are checked every tick; a
+        quiet-ending firing group (any, new_dyad, resolve: false) once its window has passed or
+        a repeat is due; a resolved one only if an item arrived during its cooldown.
+        """
+        state = self._state.get(record.rule)
+        if state is None:
+            return False
+        if record.silenced or self._first_tick or record.fingerprint in self._held:
+            return True
+        if record.status != "firing":
+            return False
+        rule = state.rule
+        if self._resolves(rule):
+            return True
+        since = now - record.last_notified_at
+        repeat = rule.repeat_interval
+        return since >= rule.window or (repeat is not None and since >= repeat)
+
+    @staticmethod
+    def _resolves(rule: Rule) -> bool:
+        return rule.resolve and rule.type not in ("any", "new_dyad")
+
     def _prune(self, now: datetime) -> None:
+        if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = now
         for fp, record in list(self.records.items()):
             if record.status != "firing" and now - record.last_notified_at > self.keep_records:
                 del self.records[fp]  # past every cooldown: the record guards nothing any more
@@ -430,11 +557,9 @@ class Engine:
             return
         self.items = {k: o for k, o in self.items.items() if o.time > cutoff}
         for state in self._state.values():
-            for group in list(state.groups):
-                kept = [o for o in state.groups[group] if o.time > cutoff]
-                if kept:
-                    state.groups[group] = kept
-                else:
+            for group, members in list(state.groups.items()):
+                members.prune(cutoff)
+                if not members:
                     del state.groups[group]
             state.tags = {k: v for k, v in state.tags.items() if k[1] in self.items}
         minute = int(cutoff.timestamp()) // ARRIVAL_BUCKET_S
@@ -453,18 +578,20 @@ class Engine:
 
     def condition(self, rule: Rule, group: GroupKey, now: datetime) -> GroupCount | None:
         """The group's count when the rule's condition holds at `now`, else None."""
-        members = self._state[rule.name].groups.get(group, [])
+        members = self._state[rule.name].groups.get(group) or Members()
         if rule.type == "flatline":
             return self._flatline(rule, group, now)
         if rule.type == "new_dyad":
             return self._new_dyad(rule, group, members, now)
         if rule.type == "spike":
-            return self._spike(rule, members, now)
+            return self._spike(rule, group, members, now)
         ends = [now]
         if rule.window_type == "hopping" and rule.hop is not None:
             ends = _hopping_ends(now, rule.hop, self.lateness)
         for end in ends:
-            count = count_group(members, end - rule.window, end, rule.corroboration)
+            if len(members.between(end - rule.window, end)) < rule.threshold:
+                continue  # stories and sources never exceed items: skip the distinct counting
+            count = members.count(end - rule.window, end, rule.corroboration)
             if self._holds(rule, count):
                 return count
         return None
@@ -474,24 +601,34 @@ class Engine:
         return count.value(rule.count) >= rule.threshold and count.sources >= rule.min_sources
 
     def _spike(
-        self, rule: Rule, members: Sequence[Observation], now: datetime
+        self, rule: Rule, group: GroupKey, members: Members, now: datetime
     ) -> GroupCount | None:
-        current = count_group(members, now - rule.window, now, rule.corroboration)
+        current = members.count(now - rule.window, now, rule.corroboration)
         if not self._holds(rule, current):
             return None
-        earlier = [
-            count_group(
-                members, now - rule.window * (k + 1), now - rule.window * k, rule.corroboration
-            ).value(rule.count)
-            for k in range(1, rule.baseline_windows + 1)
-        ]
-        baseline = sum(earlier) / len(earlier)
+        baseline = self._baseline(rule, group, members, now)
         if current.value(rule.count) < rule.ratio * baseline:
             return None
         return replace(current, baseline=baseline)
 
+    def _baseline(self, rule: Rule, group: GroupKey, members: Members, now: datetime) -> float:
+        """Mean count of the earlier windows; recomputed at most once a minute per group."""
+        minute = int(now.timestamp()) // 60
+        cached = self._baselines.get((rule.name, group))
+        if cached is not None and cached[0] == minute:
+            return cached[1]
+        earlier = [
+            members.count(
+                now - rule.window * (k + 1), now - rule.window * k, rule.corroboration
+            ).value(rule.count)
+            for k in range(1, rule.baseline_windows + 1)
+        ]
+        baseline = sum(earlier) / len(earlier)
+        self._baselines[(rule.name, group)] = (minute, baseline)
+        return baseline
+
     def _new_dyad(
-        self, rule: Rule, group: GroupKey, members: Sequence[Observation], now: datetime
+        self, rule: Rule, group: GroupKey, members: Members, now: datetime
     ) -> GroupCount | None:
         if not group:
             return None
@@ -500,8 +637,9 @@ class Engine:
             return None
         if self.learning_since is not None and novel - self.learning_since < rule.warmup:
             return None  # still learning which pairs are already known
-        since = [m for m in members if m.time >= novel]
-        count = count_group(since, novel - timedelta(microseconds=1), now, rule.corroboration)
+        count = members.count(
+            max(novel - timedelta(microseconds=1), now - rule.window), now, rule.corroboration
+        )
         return count if self._holds(rule, count) else None
 
     def _flatline(self, rule: Rule, group: GroupKey, now: datetime) -> GroupCount | None:
@@ -527,6 +665,12 @@ class Engine:
         fp = fingerprint(rule.name, group)
         record = self.records.get(fp)
         count = self.condition(rule, group, now)
+        if (
+            record is not None
+            and record.status != "firing"
+            and now - record.last_notified_at >= rule.cooldown
+        ):
+            self._held.discard(fp)
         labels = match_labels(rule.name, rule.severity, rule.type, dict(group), rule.labels)
         silenced = is_silenced(silences, labels, now)
         if count is None:
@@ -595,15 +739,15 @@ class Engine:
         if record is None or record.status != "firing":
             return []
         rule = state.rule
-        quiet = record.silenced or not rule.resolve or rule.type in ("any", "new_dyad")
+        quiet = record.silenced or not self._resolves(rule)
         if quiet:
             self._store(replace(record, status="ended"))
             return []
         if rule.type == "flatline":
             count = self._flatline_count(rule, group, now)
         else:
-            members = state.groups.get(group, [])
-            count = count_group(members, now - rule.window, now, rule.corroboration)
+            members = state.groups.get(group) or Members()
+            count = members.count(now - rule.window, now, rule.corroboration)
         alert = self._alert(
             state, group, record.fingerprint, count, now, "resolved", record.notification + 1,
             record.episode_start,

@@ -19,8 +19,8 @@ class AlerterSettings(ServiceSettings):
     alerter_metrics_port: int = Field(
         default=9403, ge=0, le=65535, description="Port of the alerter's /metrics, /healthz."
     )
-    alerter_rules_file: Path = Field(
-        default=DEFAULT_RULES_FILE, description="YAML rules file (default: the shipped rules)."
+    alerter_rules_file: Path | None = Field(
+        default=None, description="YAML rules file (empty: the shipped alerter/rules.yaml)."
     )
     alerter_data_dir: Path = Field(
         default=Path(".blocwatch/alerter"),
@@ -52,7 +52,9 @@ class AlerterSettings(ServiceSettings):
         default=True, description="Print notifications to stdout (the `console` receiver)."
     )
     alerter_retry_attempts: int = Field(
-        default=5, ge=1, description="Delivery attempts per receiver before dead-lettering."
+        default=8,
+        ge=1,
+        description="Delivery attempts per receiver before dead-lettering (8 ≈ 2 minutes).",
     )
     alerter_retry_initial_s: float = Field(
         default=1.0, gt=0, description="First retry delay; doubles per attempt (with jitter)."
@@ -67,6 +69,10 @@ class AlerterSettings(ServiceSettings):
     @property
     def metrics_port(self) -> int:
         return self.alerter_metrics_port
+
+    @property
+    def rules_file(self) -> Path:
+        return self.alerter_rules_file or DEFAULT_RULES_FILE
 
     @property
     def state_file(self) -> Path:

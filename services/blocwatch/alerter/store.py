@@ -117,7 +117,7 @@ class StateStore:
             "SELECT time, payload FROM items WHERE time > ? ORDER BY time", (_ts(since),)
         )
         for time, payload in rows:
-            yield Observation(TaggedItem.model_validate_json(payload), _dt(time))
+            yield Observation.of(TaggedItem.model_validate_json(payload), _dt(time))
 
     def load_records(self) -> list[NotifyRecord]:
         rows = self._db.execute("SELECT data FROM records").fetchall()
