@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +27,7 @@ from blocwatch.alerter.rules import parse_rules
 from blocwatch.alerter.service import Alerter
 from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.cli import main
+from blocwatch.core.broker import free_port
 from blocwatch.core.codec import decode, encode
 from blocwatch.core.kafka import make_producer
 from blocwatch.core.metrics import new_registry
@@ -308,3 +314,75 @@ def test_secrets_stay_out_of_repr_help_and_settings(capsys: pytest.CaptureFixtur
         assert TOKEN not in out
         assert SECRET not in out
     assert TOKEN not in json.dumps(settings.model_dump(mode="json"))
+
+
+async def _scrape(session: aiohttp.ClientSession, port: int, name: str) -> float | None:
+    """A sample of the alerter subprocess's /metrics, None while it is not serving yet."""
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None
+    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match[1]) if match else None
+
+
+async def _wait_metric(port: int, name: str, wanted: float) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as session:
+        while await _scrape(session, port, name) != wanted:
+            assert time.monotonic() < deadline, f"{name} never reached {wanted}"
+            await asyncio.sleep(0.1)
+
+
+def _start_alerter(rig: Rig, rules: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    settings = rig.settings
+    env = {
+        **os.environ,
+        "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "BLOCWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "BLOCWATCH_ALERTER_RULES_FILE": str(rules),
+        "BLOCWATCH_ALERTER_DATA_DIR": str(settings.alerter_data_dir),
+        "BLOCWATCH_ALERTER_GROUP_ID": settings.alerter_group_id,
+        "BLOCWATCH_ALERTER_METRICS_PORT": str(port),
+        "BLOCWATCH_ALERTER_WEBHOOK_URLS": f"{rig.hook.url}?token={TOKEN}",
+        "BLOCWATCH_ALERTER_WEBHOOK_SECRET": SECRET,
+        "BLOCWATCH_ALERTER_CONSOLE": "false",
+        "BLOCWATCH_ALERTER_TICK_S": "0.2",
+        "BLOCWATCH_ALERTER_SESSION_TIMEOUT_MS": "1000",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "blocwatch", "alert"], env=env, stdout=out, stderr=out
+        )
+
+
+async def test_alerter_killed_mid_window_fires_once_after_restart(rig: Rig, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SURGE)
+    log = tmp_path / "alerter.log"
+    now = datetime.now(UTC)  # the subprocess runs on the wall clock
+    port = free_port()
+    first = _start_alerter(rig, rules, port, log)
+    try:
+        await rig.publish(*stories("a", "b", at=now))
+        await _wait_metric(port, "blocwatch_alerter_items_total", 2)
+    finally:
+        first.kill()  # SIGKILL mid-window: no clean shutdown of anything
+        first.wait()
+    port = free_port()
+    second = _start_alerter(rig, rules, port, log)
+    try:
+        await rig.publish(*stories("c", at=now + timedelta(seconds=5)))
+        await wait_until(lambda: len(rig.hook.received) == 1, timeout_s=60)
+        await _wait_metric(port, "blocwatch_alerter_outbox_depth", 0)
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+    assert statuses(rig.hook) == [("firing", 1)]
+    assert rig.hook.received[0]["counts"]["stories"] == 3  # type: ignore[index]
+    assert rig.hook.signatures_ok == [True]
+    output = log.read_text()
+    assert "alerter running" in output
+    assert TOKEN not in output
+    assert SECRET not in output

@@ -46,19 +46,24 @@ CountBy = Literal["stories", "items", "sources"]
 RECEIVER_KINDS = ("webhook", "apprise", "console")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+MAX_DURATION_S = 3650 * 86400
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value: Any) -> timedelta:
     """`90s`, `15m`, `1h`, `7d`, `2w`, a number of seconds, or a timedelta."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    match = _DURATION.match(str(value))
-    if match is None:
-        raise ValueError(f"invalid duration {value!r} (use e.g. 90s, 15m, 1h, 7d)")
-    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ValueError(f"invalid duration {value!r} (use e.g. 90s, 15m, 1h, 7d)")
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if not 0 <= seconds <= MAX_DURATION_S:  # also rejects NaN
+        raise ValueError(f"duration {value!r} must be between 0s and 3650d")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

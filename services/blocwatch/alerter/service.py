@@ -141,7 +141,8 @@ class Alerter:
             ),
             poll_s=min(1.0, settings.alerter_tick_s),
         )
-        options = {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 1_000}
+        session = settings.alerter_session_timeout_ms
+        options = {"session_timeout_ms": session, "heartbeat_interval_ms": max(100, session // 10)}
         options.update(self._consumer_options)
         self._consumer = make_consumer(
             settings,

@@ -29,6 +29,11 @@ class AlerterSettings(ServiceSettings):
     alerter_group_id: str = Field(
         default="blocwatch-alerter", description="Kafka consumer group of the alerter."
     )
+    alerter_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="Consumer session timeout: how soon a dead alerter's partitions move on.",
+    )
     alerter_allowed_lateness_s: float = Field(
         default=300.0, ge=0, description="How late (event time) an item may arrive and still count."
     )
