@@ -16,9 +16,10 @@ import logging
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TextIO
 
 import aiohttp
@@ -122,13 +123,16 @@ class AppriseReceiver:
     kind = "apprise"
 
     def __init__(self, name: str, urls: list[str]) -> None:
-        import apprise  # heavy: imported only when Apprise URLs are configured
-
         self.name = name
-        self._apprise: Any = apprise.Apprise()
-        for url in urls:
-            if not self._apprise.add(url):
-                raise ValueError(f"{name}: an Apprise URL is not recognised")
+        # apprise loads its plugins lazily on add(); one imports the deprecated imghdr on 3.11+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import apprise  # heavy: imported only when Apprise URLs are configured
+
+            self._apprise: Any = apprise.Apprise()
+            for url in urls:
+                if not self._apprise.add(url):
+                    raise ValueError(f"{name}: an Apprise URL is not recognised")
 
     def __repr__(self) -> str:
         return f"AppriseReceiver({self.name!r})"
@@ -181,6 +185,18 @@ class TopicReceiver:
             raise DeliveryError(f"produce failed: {type(exc).__name__}") from exc
 
 
+class _Gone:
+    """Stands in for a receiver that was removed from the configuration."""
+
+    kind = "gone"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, alert: Alert) -> None:
+        raise DeliveryError("receiver no longer configured")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
@@ -224,6 +240,7 @@ class Dispatcher:
             event.set()
 
     async def run(self) -> None:
+        await self.orphans()
         async with asyncio.TaskGroup() as group:
             for name in self.receivers:
                 group.create_task(self._loop(name), name=f"deliver-{name}")
@@ -240,6 +257,22 @@ class Dispatcher:
                 wait = max(0.01, min(wait, (nxt - self._clock()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), wait)
+
+    async def orphans(self) -> int:
+        """Dead-letter entries for receivers no longer configured: never silently dropped."""
+        orphaned = 0
+        for name in self.store.receivers_pending() - set(self.receivers):
+            gone = _Gone(name)
+            for entry in self.store.due(name, datetime.max.replace(tzinfo=UTC), limit=1_000_000):
+                await self._failed(
+                    gone,
+                    entry,
+                    Alert.model_validate_json(entry.alert),
+                    "receiver no longer configured",
+                    final=True,
+                )
+                orphaned += 1
+        return orphaned
 
     async def deliver_due(self, name: str) -> int:
         """Attempt every due entry of one receiver once; returns how many were delivered."""
@@ -269,10 +302,12 @@ class Dispatcher:
             self._metrics.end_to_end.observe(max(0.0, latency))
         return 1
 
-    async def _failed(self, receiver: Receiver, entry: OutboxEntry, alert: Alert, why: str) -> int:
+    async def _failed(
+        self, receiver: Receiver, entry: OutboxEntry, alert: Alert, why: str, final: bool = False
+    ) -> int:
         attempts = entry.attempts + 1
         now = self._clock()
-        if attempts < self._policy.attempts:
+        if attempts < self._policy.attempts and not final:
             self._metrics.notifications.labels(receiver=receiver.name, result="failed").inc()
             log.warning(
                 "delivery of %s to %s failed (attempt %d of %d): %s",

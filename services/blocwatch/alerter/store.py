@@ -193,6 +193,10 @@ class StateStore:
         row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE receiver = ?", (receiver,))
         return int(row.fetchone()[0])
 
+    def receivers_pending(self) -> set[str]:
+        rows = self._db.execute("SELECT DISTINCT receiver FROM outbox").fetchall()
+        return {str(name) for (name,) in rows}
+
     def next_due(self, receiver: str) -> datetime | None:
         row = self._db.execute(
             "SELECT MIN(next_at) FROM outbox WHERE receiver = ?", (receiver,)
