@@ -828,6 +828,14 @@ def human_duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
+def _n(count: int, noun: str) -> str:
+    """`1 story`, `3 stories`, `2 sources`: summaries are read by people."""
+    if count == 1:
+        return f"1 {noun}"
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{count} {plural}"
+
+
 def summarize(
     rule: Rule, group: GroupKey, count: GroupCount, status: Literal["firing", "resolved"]
 ) -> str:
@@ -839,18 +847,19 @@ def summarize(
     if rule.type == "flatline":
         feed = dict(group).get("feed", "the whole pipeline")
         return (
-            f"{prefix}{rule.name}: {feed} delivered {count.items} items in the last {window} "
+            f"{prefix}{rule.name}: {feed} delivered {_n(count.items, 'item')} in the last {window} "
             f"(expected ≥ {rule.threshold:g})"
         )[:1000]
     if rule.type == "new_dyad":
         pair = dict(group).get("dyad", "?")
         return (
-            f"{prefix}{rule.name}: new {what} pair {pair} — {count.stories} stories from "
-            f"{count.sources} sources, first in {human_duration(rule.memory)}"
+            f"{prefix}{rule.name}: new {what} pair {pair} — {_n(count.stories, 'story')} from "
+            f"{_n(count.sources, 'source')}, first in {human_duration(rule.memory)}"
         )[:1000]
     head = (
-        f"{prefix}{rule.name}: {count.stories} {what} stories in {where} in the last {window} "
-        f"from {count.sources} sources ({count.items} articles; threshold {rule.threshold:g} "
+        f"{prefix}{rule.name}: {_n(count.stories, what + ' story')} in {where} in the last "
+        f"{window} from {_n(count.sources, 'source')} ({_n(count.items, 'article')}; threshold "
+        f"{rule.threshold:g} "
         f"{rule.count})"
     )
     if count.baseline is not None:
