@@ -231,7 +231,7 @@ rules:
 
 
 def test_spike_against_the_baseline_of_earlier_windows() -> None:
-    engine = Engine(rules(SPIKE))
+    engine = Engine(rules(SPIKE), started_at=T0)
     now = T0 + timedelta(hours=4)
     # baseline: 2 stories in each of the three earlier hours → mean 2; 3 now is no spike
     history = [
@@ -246,6 +246,12 @@ def test_spike_against_the_baseline_of_earlier_windows() -> None:
     assert fired == [5]  # 6 ≥ 3 × 2
     decision = engine.tick(now)
     assert decision == []
+
+
+def test_no_spike_before_a_whole_baseline_was_watched() -> None:
+    engine = Engine(rules(SPIKE), started_at=T0)
+    burst = [tagged(f"n{n}", at=T0 + 10 * M + n * M) for n in range(6)]
+    assert feed(engine, burst) == []  # 3 hours of baseline not seen yet: not a spike
 
 
 ANY = """

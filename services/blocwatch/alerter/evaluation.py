@@ -603,6 +603,9 @@ class Engine:
     def _spike(
         self, rule: Rule, group: GroupKey, members: Members, now: datetime
     ) -> GroupCount | None:
+        history = rule.window * rule.baseline_windows
+        if self.learning_since is None or now - self.learning_since < history:
+            return None  # no baseline yet: everything would look like a spike after a first start
         current = members.count(now - rule.window, now, rule.corroboration)
         if not self._holds(rule, current):
             return None
@@ -828,6 +831,9 @@ def human_duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
+_UNIT = {"stories": "story", "items": "item", "sources": "source"}
+
+
 def _n(count: int, noun: str) -> str:
     """`1 story`, `3 stories`, `2 sources`: summaries are read by people."""
     if count == 1:
@@ -840,7 +846,9 @@ def summarize(
     rule: Rule, group: GroupKey, count: GroupCount, status: Literal["firing", "resolved"]
 ) -> str:
     """One line for a person at 3 a.m.: what, where, how many stories and sources, window."""
-    where = ", ".join(f"{k} {v}" for k, v in group if k != "story") or "all news"
+    regions = sorted({r for m in count.members for r in m.item.regions})
+    where = ", ".join(f"{k} {v}" for k, v in group if k != "story")
+    where = where or ", ".join(regions[:3]) or "all news"
     window = human_duration(rule.window)
     what = "/".join(rule.filter.subtypes or rule.filter.labels) or "matching"
     prefix = "RESOLVED " if status == "resolved" else ""
@@ -859,8 +867,7 @@ def summarize(
     head = (
         f"{prefix}{rule.name}: {_n(count.stories, what + ' story')} in {where} in the last "
         f"{window} from {_n(count.sources, 'source')} ({_n(count.items, 'article')}; threshold "
-        f"{rule.threshold:g} "
-        f"{rule.count})"
+        f"{rule.threshold:g} {_UNIT[rule.count] if rule.threshold == 1 else rule.count})"
     )
     if count.baseline is not None:
         head += f", baseline {count.baseline:.1f} per {window}"
