@@ -36,8 +36,9 @@ from blocwatch.alerter.settings import AlerterSettings, split_secret_urls
 from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
-from blocwatch.core.errors import ConfigError, ContractError
+from blocwatch.core.errors import BrokerError, ConfigError, ContractError
 from blocwatch.core.kafka import make_consumer, make_producer
+from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import TaggedItem
 
@@ -117,6 +118,21 @@ class Alerter:
         return self._consumer is not None and bool(self._consumer.assignment())
 
     async def start(self) -> None:
+        try:
+            with quiet_logger("aiokafka"):  # the BrokerError below says it once, readably
+                await self._start()
+        except KafkaError as exc:
+            await self.stop()
+            raise BrokerError(
+                f"alerter cannot reach Kafka at {self.settings.kafka_bootstrap_servers}: "
+                f"{type(exc).__name__}",
+                "start one with `blocwatch broker` or set BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS",
+            ) from exc
+        except BaseException:  # e.g. the metrics port is taken: release what did start
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         self.store = StateStore(settings.state_file)
         self.engine = self._restore(self.store)
