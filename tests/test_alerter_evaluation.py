@@ -72,9 +72,7 @@ def test_alert_carries_counts_group_and_evidence() -> None:
     assert alert.items[0].tags[0].evidence[0].text == "fired a missile"
     text = render_text(alert)
     summary, first_item = text.splitlines()[0], text.splitlines()[1]
-    assert (
-        "3 escalation stories in region Korean Peninsula in the last 1h from 1 source" in summary
-    )
+    assert "3 escalation stories in region Korean Peninsula in the last 1h from 1 source" in summary
     assert "Yonhap" in first_item
     assert "Headline" in first_item
     assert "why: escalation/weapons_test (CAMEO 150" in text
