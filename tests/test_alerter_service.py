@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -125,6 +126,7 @@ async def rig(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[Ri
         alerter_webhook_secret=SECRET,
         alerter_console=False,
         alerter_tick_s=0.2,
+        alerter_readback_idle_s=0.3,
         alerter_retry_attempts=4,
         alerter_retry_initial_s=0.05,
         alerter_retry_max_s=0.2,
@@ -272,6 +274,22 @@ async def test_restart_mid_window_keeps_the_window_and_never_renotifies(rig: Rig
     assert rig.hook.received[0]["counts"]["stories"] == 3  # type: ignore[index]
 
 
+async def test_lost_data_dir_is_rebuilt_from_kafka_without_renotifying(rig: Rig) -> None:
+    async with rig.alerter():
+        await rig.publish(*stories("a", "b", "c"))
+        await wait_until(lambda: statuses(rig.hook) == [("firing", 1)])
+        await rig.processed(3)
+    shutil.rmtree(rig.settings.alerter_data_dir)  # the volume is gone; Kafka still has it all
+    async with rig.alerter():
+        await rig.publish(*stories("d", "e", "f", at=T0 + timedelta(minutes=1)))
+        await rig.processed(3)
+        assert statuses(rig.hook) == [("firing", 1)]  # the record came back from `alerts`
+        rig.clock.advance(timedelta(minutes=11))  # past the cooldown: 6 stories ≥ 2 × 3
+        await wait_until(lambda: len(rig.hook.received) == 2)
+    assert statuses(rig.hook) == [("firing", 1), ("firing", 2)]
+    assert rig.hook.received[1]["counts"]["stories"] == 6  # type: ignore[index]
+
+
 async def test_poison_records_go_to_the_dead_letter_topic(rig: Rig) -> None:
     async with rig.alerter() as service:
         await rig.producer.send_and_wait(rig.settings.topics.news_tagged, b'{"id": 1', key=b"k")
@@ -349,6 +367,7 @@ def _start_alerter(rig: Rig, rules: Path, port: int, log: Path) -> subprocess.Po
         "BLOCWATCH_ALERTER_WEBHOOK_SECRET": SECRET,
         "BLOCWATCH_ALERTER_CONSOLE": "false",
         "BLOCWATCH_ALERTER_TICK_S": "0.2",
+        "BLOCWATCH_ALERTER_READBACK_IDLE_S": "0.3",
         "BLOCWATCH_ALERTER_SESSION_TIMEOUT_MS": "1000",
     }
     with log.open("ab") as out:

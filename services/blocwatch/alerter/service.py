@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from blocwatch.alerter.evaluation import Decision, Engine
+from blocwatch.alerter.evaluation import Changes, Decision, Engine, NotifyRecord
 from blocwatch.alerter.metrics import AlerterMetrics
 from blocwatch.alerter.notify import (
     AppriseReceiver,
@@ -40,9 +41,9 @@ from blocwatch.core.errors import BrokerError, ConfigError, ContractError
 from blocwatch.core.kafka import make_consumer, make_producer
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
-from blocwatch.core.models import TaggedItem
+from blocwatch.core.models import Alert, TaggedItem
 
-__all__ = ["Alerter", "build_receivers", "utc_now"]
+__all__ = ["Alerter", "build_receivers", "read_back_alerts", "utc_now"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,48 @@ def build_receivers(settings: AlerterSettings, session: aiohttp.ClientSession) -
     if settings.alerter_console:
         receivers.append(ConsoleReceiver())
     return receivers
+
+
+async def read_back_alerts(settings: AlerterSettings, idle_s: float = 1.5) -> dict[str, Alert]:
+    """The latest Alert per fingerprint on the `alerts` topic.
+
+    End offsets cannot be trusted on the embedded broker, so "caught up" means no record for
+    idle_s; alerts are few, so this is quick.
+    """
+    consumer = make_consumer(settings, "alerter-readback", settings.topics.alerts, group_id=None)
+    await consumer.start()
+    latest: dict[str, Alert] = {}
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                quiet_since = time.monotonic()
+                for record in records:
+                    try:
+                        alert = decode(Alert, record.value)
+                    except ContractError:
+                        continue  # not ours to judge here; the topic's consumers see it
+                    known = latest.get(alert.fingerprint)
+                    if known is None or (alert.fired_at, alert.notification) >= (
+                        known.fired_at,
+                        known.notification,
+                    ):
+                        latest[alert.fingerprint] = alert
+    finally:
+        await consumer.stop()
+    return latest
+
+
+class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, alerter: Alerter) -> None:
+        self._alerter = alerter
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._alerter.rewind(assigned)
 
 
 class Alerter:
@@ -109,6 +152,7 @@ class Alerter:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_tick: datetime | None = None
         self._rule_errors_seen: dict[str, int] = {}
+        self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
         self.batches = 0
 
     # -- lifecycle
@@ -160,14 +204,13 @@ class Alerter:
         session = settings.alerter_session_timeout_ms
         options = {"session_timeout_ms": session, "heartbeat_interval_ms": max(100, session // 10)}
         options.update(self._consumer_options)
+        if self._fresh:
+            await self._recover_records()
         self._consumer = make_consumer(
-            settings,
-            "alerter",
-            settings.topics.news_tagged,
-            group_id=settings.alerter_group_id,
-            **options,
+            settings, "alerter", group_id=settings.alerter_group_id, **options
         )
         await self._consumer.start()
+        self._consumer.subscribe([settings.topics.news_tagged], listener=_Rewind(self))
         if self._serve_metrics:
             self._ops = OpsServer(
                 self.registry,
@@ -192,6 +235,7 @@ class Alerter:
         """Rebuild windows and notification records from the durable store."""
         now = self.clock()
         first = store.get_meta("first_started_at")
+        self._fresh = first is None
         if first is None:
             store.set_meta("first_started_at", now.isoformat())
         learning = datetime.fromisoformat(first) if first else now
@@ -214,6 +258,57 @@ class Alerter:
             len(engine.records),
         )
         return engine
+
+    async def _recover_records(self) -> None:
+        """A fresh store (first start, or the data dir was lost): read back the `alerts` topic as
+        the record of what was notified, so nothing already sent is sent again."""
+        assert self.engine is not None
+        assert self.store is not None
+        latest = await read_back_alerts(self.settings, self.settings.alerter_readback_idle_s)
+        by_rule = {rule.name: rule for rule in self.rules.active_rules}
+        changes = Changes()
+        for alert in latest.values():
+            rule = by_rule.get(alert.rule)
+            if rule is None:
+                continue
+            record = NotifyRecord(
+                fingerprint=alert.fingerprint,
+                rule=alert.rule,
+                group=tuple(alert.group.items()),
+                status="firing" if alert.status == "firing" else "resolved",
+                episode_start=alert.first_seen,
+                last_notified_at=alert.fired_at,
+                notification=alert.notification,
+                notified_count=getattr(alert.counts, rule.count),
+            )
+            changes.records[record.fingerprint] = record
+        self.engine.restore(records=changes.records.values())
+        self.store.commit(changes, [], self.clock())
+        log.info(
+            "fresh state: recovered %d notification records from the alerts topic",
+            len(changes.records),
+        )
+
+    async def rewind(self, assigned: set[TopicPartition]) -> None:
+        """On a fresh store, re-read news.tagged for the lookback horizon to rebuild windows.
+
+        offsets_for_times is exact on Apache Kafka; the embedded broker answers the first offset
+        of the partition (measured), which only means reading more: redeliveries are deduped.
+        """
+        if not self._fresh or not assigned or self._consumer is None or self.engine is None:
+            return
+        self._fresh = False
+        since = int((self.clock() - self.engine.horizon).timestamp() * 1000)
+        found = await self._consumer.offsets_for_times({tp: since for tp in assigned})
+        for tp in assigned:
+            hit = found.get(tp)
+            if hit is not None:  # None: nothing that recent; the committed position is right
+                self._consumer.seek(tp, hit.offset)
+        log.info(
+            "fresh state: re-reading %s for the last %s",
+            self.settings.topics.news_tagged,
+            self.engine.horizon,
+        )
 
     async def stop(self) -> None:
         for task in self._tasks:
