@@ -116,6 +116,7 @@ class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._alerter.check_assignment(assigned)
         await self._alerter.rewind(assigned)
 
 
@@ -288,6 +289,20 @@ class Alerter:
             "fresh state: recovered %d notification records from the alerts topic",
             len(changes.records),
         )
+
+    def check_assignment(self, assigned: set[TopicPartition]) -> None:
+        """Windows span every partition: warn loudly when another member holds some of them."""
+        if self._consumer is None:
+            return
+        topic = self.settings.topics.news_tagged
+        everything = self._consumer.partitions_for_topic(topic) or set()
+        mine = {tp.partition for tp in assigned if tp.topic == topic}
+        if everything and mine != set(everything):
+            log.warning(
+                "this alerter holds %d of %d partitions of %s: another member of group %s sees "
+                "the rest, so windows are incomplete; run exactly one alerter per group",
+                len(mine), len(everything), topic, self.settings.alerter_group_id,
+            )  # fmt: skip
 
     async def rewind(self, assigned: set[TopicPartition]) -> None:
         """On a fresh store, re-read news.tagged for the lookback horizon to rebuild windows.
