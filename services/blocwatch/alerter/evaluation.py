@@ -43,6 +43,7 @@ __all__ = [
 ARRIVAL_BUCKET_S = 60  # flatline counts arrivals per minute: bounded state, minute resolution
 FUTURE_SKEW = timedelta(minutes=5)
 PRUNE_EVERY = timedelta(minutes=1)
+MAX_ACTORS_FOR_PAIRS = 4
 Status = Literal["firing", "resolved", "ended"]
 GroupKey = tuple[tuple[str, str], ...]
 
@@ -118,6 +119,8 @@ def _dyads(item: TaggedItem) -> list[str]:
         pairs = {"-".join(sorted((d.source.upper(), d.target.upper()))) for d in item.dyads}
     else:
         codes = sorted({a.code.upper() for a in item.actors})
+        if len(codes) > MAX_ACTORS_FOR_PAIRS:  # a round-up of the world is not a dyad
+            return []
         pairs = {f"{a}-{b}" for a, b in itertools.combinations(codes, 2)}
     return sorted(p for p in pairs if p.split("-")[0] != p.split("-")[1])
 
