@@ -154,6 +154,7 @@ class Alerter:
         self._last_tick: datetime | None = None
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
+        self._uncommitted: list[Decision] = []
         self.batches = 0
 
     # -- lifecycle
@@ -390,7 +391,9 @@ class Alerter:
         assert self.store is not None
         now = self.clock()
         silences = self.silences(now)
-        decisions: list[Decision] = []
+        # Decisions wait here until committed: if this batch fails half-way (the DLQ produce
+        # raised), the engine already holds their records, so they must not be lost.
+        decisions = self._uncommitted
         for record in records:
             item = await self._decode(record, now)
             if item is None:
@@ -405,9 +408,10 @@ class Alerter:
         ):
             decisions += self.engine.tick(now, silences)
             self._last_tick = now
-        self._count(decisions)
         deliveries = self._deliveries(decisions)
         self.store.commit(self.engine.take_changes(), deliveries, now)
+        self._count(decisions)
+        self._uncommitted = []
         if deliveries and self._dispatcher is not None:
             self._dispatcher.wake()
 
