@@ -390,6 +390,11 @@ class Engine:
             self._add(obs, remember_dyads=False)
         self._changes = Changes()
 
+    @property
+    def changes(self) -> Changes:
+        """Changes since the last take_changes(), left in place (take them once persisted)."""
+        return self._changes
+
     def take_changes(self) -> Changes:
         changes, self._changes = self._changes, Changes()
         return changes

@@ -409,7 +409,8 @@ class Alerter:
             decisions += self.engine.tick(now, silences)
             self._last_tick = now
         deliveries = self._deliveries(decisions)
-        self.store.commit(self.engine.take_changes(), deliveries, now)
+        self.store.commit(self.engine.changes, deliveries, now)  # raises: nothing is taken
+        self.engine.take_changes()
         self._count(decisions)
         self._uncommitted = []
         if deliveries and self._dispatcher is not None:
