@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings
 from blocwatch import __version__
 from blocwatch.collector import commands as collector_commands
 from blocwatch.collector.settings import CollectorSettings
+from blocwatch.alerter import commands as alerter_commands
+from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
@@ -29,6 +31,7 @@ REGISTRARS: tuple[Register, ...] = (
     core_commands.register,
     collector_commands.register,
     tagging_commands.register,
+    alerter_commands.register,
 )
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
@@ -36,6 +39,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     KafkaSettings,
     BrokerSettings,
     CollectorSettings,
+    AlerterSettings,
 )
 
 
