@@ -1,0 +1,181 @@
+"""The faust-streaming worker of `blocwatch process`: news.raw in; news.tagged, events.*, DLQ out.
+
+Delivery is at-least-once. Records are taken in small batches without auto-ack; every output of a
+batch is sent and its delivery future awaited, and only then are the batch's events acked, so a
+committed offset always means its outputs are in Kafka (faust also flushes the producer before it
+commits). A worker that dies mid-batch leaves those offsets uncommitted: another worker of the
+group reprocesses them (duplicates possible, keyed by item id; nothing lost).
+
+Story state lives in a faust GlobalTable (one changelog partition, every worker reads all of it),
+because near-duplicates of one story arrive with different item ids on different partitions and
+so at different workers. The table's changelog restores it after a restart or rebalance; the
+in-memory LSH index is rebuilt from the changelog events as they are read back.
+
+The faust `App` is built here from the settings the CLI made (there is no module-level app: its
+id, topic names and options all depend on those settings). faust's web server is off; the core
+OpsServer serves /metrics, /healthz and /readyz (ready = news.raw partitions assigned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from mode import Service
+from prometheus_client import CollectorRegistry
+
+from blocwatch.core.kafka import faust_options
+from blocwatch.core.metrics import OpsServer
+from blocwatch.processor.metrics import ProcessorMetrics
+from blocwatch.processor.processing import Outcome, Source, TagFunction, process_record
+from blocwatch.processor.settings import ProcessorSettings
+from blocwatch.processor.stories import StoryConfig, StoryIndex
+from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
+
+__all__ = ["STORY_TABLE", "OpsService", "Processor", "faust_config"]
+
+STORY_TABLE = "stories"
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def faust_config(settings: ProcessorSettings) -> dict[str, Any]:
+    """faust.App options: the shared Kafka options plus the processor's own."""
+    options = faust_options(settings)
+    options.update(
+        autodiscover=False,
+        web_enabled=False,  # the OpsServer serves metrics and health instead
+        datadir=str(settings.processor_data_dir),
+        store="memory://",  # the changelog topic is the durable copy
+        # exactly_once needs transactions, which the embedded broker refuses
+        processing_guarantee="exactly_once" if settings.processor_exactly_once else "at_least_once",
+        broker_session_timeout=settings.processor_session_timeout_seconds,
+        broker_rebalance_timeout=settings.processor_rebalance_timeout_seconds,
+        broker_heartbeat_interval=settings.processor_heartbeat_interval_seconds,
+        consumer_auto_offset_reset=settings.processor_auto_offset_reset,
+        producer_linger=0.005,
+    )
+    return options
+
+
+def _raw(app: faust.App, name: str) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")  # fmt: skip
+
+
+class Processor:
+    """One worker: the faust app, its agent, the story table and the metrics."""
+
+    def __init__(
+        self,
+        settings: ProcessorSettings,
+        registry: CollectorRegistry,
+        *,
+        tag: TagFunction = tag_text,
+        tagger_version: str = TAGGER_VERSION,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.metrics = ProcessorMetrics(registry)
+        self.tag = tag
+        self.tagger_version = tagger_version
+        self.clock = clock
+        self.app = faust.App(settings.app_id, **faust_config(settings))
+        self.stories = StoryIndex(
+            StoryConfig(
+                horizon_seconds=settings.processor_story_horizon_seconds,
+                similarity=settings.processor_story_similarity,
+                max_stories=settings.processor_story_max_stories,
+            )
+        )
+        self.table = self.app.GlobalTable(
+            STORY_TABLE,
+            default=None,
+            # the documented way to run a GlobalTable with several workers (see its docstring)
+            partitions=1,
+            recovery_buffer_size=1,
+            use_partitioner=True,  # writes go by key, not by the partition of the current event
+            on_changelog_event=self._on_story_event,
+            help="story_id → story record (signature, first report, sources)",
+        )
+        self.stories.records = self.table
+        self.source_topic = _raw(self.app, self.topics.news_raw)
+        self.outputs: dict[str, Any] = {}
+        self.app.agent(self.source_topic, name="process")(self._agent)
+        self.metrics.assigned_partitions.set_function(lambda: len(self._assigned()))
+        self.metrics.stories_live.set_function(lambda: len(self.stories))
+
+    def _output(self, name: str) -> Any:
+        topic = self.outputs.get(name)
+        if topic is None:
+            topic = self.outputs[name] = _raw(self.app, name)
+        return topic
+
+    async def _on_story_event(self, event: Any) -> None:
+        # Changelog records read back (recovery, or another worker's writes) feed the LSH index.
+        self.stories.load(str(event.key), event.value)
+
+    def _assigned(self) -> list[Any]:
+        return [tp for tp in self.app.consumer.assignment() if tp.topic == self.topics.news_raw]
+
+    def ready(self) -> bool:
+        """Ready when this worker owns news.raw partitions and is not mid-rebalance."""
+        return bool(self._assigned()) and not self.app.rebalancing
+
+    async def _agent(self, stream: Any) -> None:
+        manual = stream.noack()
+        async for events in manual.noack_take(
+            self.settings.processor_batch_max, within=self.settings.processor_batch_wait_seconds
+        ):
+            await self.handle(events, manual)
+
+    async def handle(self, events: Sequence[Any], stream: Any) -> None:
+        """Process a batch, wait until Kafka has every output, then ack (commit) the inputs."""
+        now = self.clock()
+        outcomes: list[Outcome] = []
+        pending = []
+        for event in events:
+            message = event.message
+            outcome = process_record(
+                event.value,
+                Source(message.topic, message.partition, message.offset, message.key),
+                topics=self.topics,
+                stories=self.stories,
+                tag=self.tag,
+                tagger_version=self.tagger_version,
+                now=now,
+            )
+            for output in outcome.outputs:
+                topic = self._output(output.topic)
+                pending.append(await topic.send(key=output.key, value=output.value, force=True))
+            outcomes.append(outcome)
+        await asyncio.gather(*pending)
+        acknowledged = time.monotonic()
+        for event, outcome in zip(events, outcomes, strict=True):
+            self.metrics.record(outcome)
+            received = event.message.time_in
+            if received is not None:
+                self.metrics.latency.observe(max(0.0, acknowledged - received))
+            await stream.ack(event)
+
+
+class OpsService(Service):
+    """Runs the OpsServer inside the faust worker's event loop and lifecycle."""
+
+    def __init__(self, ops: OpsServer, **kwargs: Any) -> None:
+        self.ops = ops
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.ops.start()
+
+    async def on_stop(self) -> None:
+        await self.ops.stop()
