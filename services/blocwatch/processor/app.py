@@ -19,6 +19,7 @@ OpsServer serves /metrics, /healthz and /readyz (ready = news.raw partitions ass
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -29,16 +30,17 @@ from mode import Service
 from prometheus_client import CollectorRegistry
 
 from blocwatch.core.kafka import faust_options
-from blocwatch.core.metrics import OpsServer
+from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
 from blocwatch.processor.processing import Outcome, Source, TagFunction, process_record
 from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.stories import StoryConfig, StoryIndex
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
 
-__all__ = ["STORY_TABLE", "OpsService", "Processor", "faust_config"]
+__all__ = ["STORY_TABLE", "OpsService", "Processor", "faust_config", "run_worker"]
 
 STORY_TABLE = "stories"
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
@@ -179,3 +181,37 @@ class OpsService(Service):
 
     async def on_stop(self) -> None:
         await self.ops.stop()
+
+
+def run_worker(
+    settings: ProcessorSettings,
+    *,
+    tag: TagFunction = tag_text,
+    tagger_version: str = TAGGER_VERSION,
+) -> int:
+    """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
+    registry = new_registry("processor")
+    processor = Processor(settings, registry, tag=tag, tagger_version=tagger_version)
+    ops = OpsServer(registry, settings.metrics_host, settings.metrics_port, ready=processor.ready)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = faust.Worker(
+        processor.app,
+        OpsService(ops),
+        loop=loop,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    log.info(
+        "processor %s: %s → %s, metrics on %s",
+        settings.app_id,
+        settings.topics.news_raw,
+        settings.topics.news_tagged,
+        ops.url,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exited:  # mode's worker always leaves through SystemExit
+        return int(exited.code or 0)
+    return 0

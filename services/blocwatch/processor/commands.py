@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from blocwatch.core.kafka import ensure_topics
-from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.core.settings import load_settings
 from blocwatch.processor.settings import ProcessorSettings
 
 __all__ = ["register"]
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,32 +37,6 @@ def _run_process(args: argparse.Namespace) -> int:
 
 
 def _work(settings: ProcessorSettings) -> int:
-    import faust  # heavy; only this command needs it
+    from blocwatch.processor.app import run_worker  # faust is heavy; only this command needs it
 
-    from blocwatch.processor.app import OpsService, Processor
-
-    registry = new_registry("processor")
-    processor = Processor(settings, registry)
-    ops = OpsServer(registry, settings.metrics_host, settings.metrics_port, ready=processor.ready)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    worker = faust.Worker(
-        processor.app,
-        OpsService(ops),
-        loop=loop,
-        loglevel=settings.log_level,
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    log.info(
-        "processor %s: %s → %s, metrics on %s",
-        settings.app_id,
-        settings.topics.news_raw,
-        settings.topics.news_tagged,
-        ops.url,
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exited:  # mode's worker always leaves through SystemExit
-        return int(exited.code or 0)
-    return 0
+    return run_worker(settings)
