@@ -65,7 +65,7 @@ def keyword_tagger(title: str, summary: str) -> Tagging:
                     intensity=4.0,
                     confidence=0.9,
                     evidence=evidence,
-                )  # fmt: skip
+                )
             )
     return Tagging(tags=tags)
 
