@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from blocwatch.core.kafka import faust_options
 from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
-from blocwatch.processor.processing import Outcome, Source, TagFunction, process_record
+from blocwatch.processor.processing import Outcome, Output, Source, TagFunction, process_record
 from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.stories import StoryConfig, StoryIndex
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
@@ -42,6 +42,7 @@ __all__ = ["STORY_TABLE", "OpsService", "Processor", "faust_config", "run_worker
 STORY_TABLE = "stories"
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+Inflight = tuple[Any, Outcome, list[Awaitable[Any]]]
 
 
 def _utcnow() -> datetime:
@@ -115,11 +116,18 @@ class Processor:
         self.metrics.assigned_partitions.set_function(lambda: len(self._assigned()))
         self.metrics.stories_live.set_function(lambda: len(self.stories))
 
-    def _output(self, name: str) -> Any:
-        topic = self.outputs.get(name)
-        if topic is None:
-            topic = self.outputs[name] = _raw(self.app, name)
-        return topic
+    async def _send(self, output: Output) -> Awaitable[Any]:
+        """Start one send; returns the future that resolves when Kafka acknowledges it."""
+        if self.settings.processor_exactly_once:  # faust routes it through the transaction
+            topic = self.outputs.get(output.topic)
+            if topic is None:
+                topic = self.outputs[output.topic] = _raw(self.app, output.topic)
+            future: Awaitable[Any] = await topic.send(key=output.key, value=output.value)
+            return future
+        # at-least-once: faust's producer directly, without the per-message topic machinery
+        return await self.app.producer.send(
+            output.topic, output.key, output.value, None, None, None
+        )
 
     async def _on_story_event(self, event: Any) -> None:
         # Changelog records read back (recovery, or another worker's writes) feed the LSH index.
@@ -133,39 +141,50 @@ class Processor:
         return bool(self._assigned()) and not self.app.rebalancing
 
     async def _agent(self, stream: Any) -> None:
-        manual = stream.noack()
-        async for events in manual.noack_take(
-            self.settings.processor_batch_max, within=self.settings.processor_batch_wait_seconds
-        ):
-            await self.handle(events, manual)
+        """Process events as they come; a second task acks them in order once Kafka has outputs.
 
-    async def handle(self, events: Sequence[Any], stream: Any) -> None:
-        """Process a batch, wait until Kafka has every output, then ack (commit) the inputs."""
-        now = self.clock()
-        outcomes: list[Outcome] = []
-        pending = []
-        for event in events:
-            message = event.message
-            outcome = process_record(
-                event.value,
-                Source(message.topic, message.partition, message.offset, message.key),
-                topics=self.topics,
-                stories=self.stories,
-                tag=self.tag,
-                tagger_version=self.tagger_version,
-                now=now,
-            )
-            for output in outcome.outputs:
-                topic = self._output(output.topic)
-                pending.append(await topic.send(key=output.key, value=output.value, force=True))
-            outcomes.append(outcome)
-        await asyncio.gather(*pending)
-        acknowledged = time.monotonic()
-        for event, outcome in zip(events, outcomes, strict=True):
+        Pipelining hides the produce round trip; the bounded queue is the backpressure (at most
+        `processor_max_inflight` events processed but not yet acknowledged).
+        """
+        manual = stream.noack()
+        inflight: asyncio.Queue[Inflight] = asyncio.Queue(self.settings.processor_max_inflight)
+        acker = asyncio.create_task(self._ack_in_order(inflight, manual))
+        try:
+            async for event in manual.events():
+                outcome = self.process(event)
+                futures = [await self._send(output) for output in outcome.outputs]
+                await inflight.put((event, outcome, futures))
+        finally:
+            acker.cancel()
+
+    def process(self, event: Any) -> Outcome:
+        message = event.message
+        return process_record(
+            event.value,
+            Source(message.topic, message.partition, message.offset, message.key),
+            topics=self.topics,
+            stories=self.stories,
+            tag=self.tag,
+            tagger_version=self.tagger_version,
+            now=self.clock(),
+        )
+
+    async def _ack_in_order(self, inflight: asyncio.Queue[Inflight], stream: Any) -> None:
+        while True:
+            event, outcome, futures = await inflight.get()
+            try:
+                for future in futures:
+                    await future
+            # A lost delivery must not be acked, and a stuck acker would stall every commit:
+            # crash the worker so its partitions (from the last commit) move to another.
+            except Exception as exc:
+                log.error("output not delivered, stopping the worker: %r", exc)
+                await self.app.crash(exc)
+                return
             self.metrics.record(outcome)
             received = event.message.time_in
             if received is not None:
-                self.metrics.latency.observe(max(0.0, acknowledged - received))
+                self.metrics.latency.observe(max(0.0, time.monotonic() - received))
             await stream.ack(event)
 
 
@@ -203,6 +222,9 @@ def run_worker(
         quiet=True,
         redirect_stdouts=False,
     )
+    # faust's progress spinner sets the root logger to DEBUG when the level is WARNING or above,
+    # which builds a log record for every message sent; we never show the spinner anyway.
+    worker.spinner = None
     log.info(
         "processor %s: %s → %s, metrics on %s",
         settings.app_id,

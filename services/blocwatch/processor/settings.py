@@ -43,13 +43,10 @@ class ProcessorSettings(ServiceSettings):
         ge=1,
         description="Cap on stories kept in memory (oldest dropped first): bounds memory.",
     )
-    processor_batch_max: int = Field(
-        default=200, ge=1, description="Records processed per batch before outputs are awaited."
-    )
-    processor_batch_wait_seconds: float = Field(
-        default=0.02,
-        gt=0,
-        description="Longest wait to fill a batch: the latency added at low volume.",
+    processor_max_inflight: int = Field(
+        default=1000,
+        ge=1,
+        description="Records processed but not yet acknowledged (backpressure on the pipeline).",
     )
     processor_session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer session timeout (faust)."

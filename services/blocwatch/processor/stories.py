@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
+import operator
 import re
 import struct
 from collections.abc import Iterable, MutableMapping
@@ -42,6 +43,7 @@ SOURCES_MAX = 100  # distinct sources remembered per story (the count saturates 
 STEM = 5
 _MASK32 = 0xFFFFFFFF
 _ROTATE = 0x9E3779B1  # odd constant: densified bins differ from the bin they borrow from
+_EMPTY = 1 << 32  # above every 32-bit bin value
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
@@ -61,27 +63,27 @@ def shingles(title: str, summary: str = "") -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=1 << 16)  # news vocabulary repeats: most stems hit the cache
-def _token_hash(token: str) -> int:
-    # Stable across processes (unlike hash()): every worker must compute the same signature.
-    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
+def _token_bin(token: str) -> tuple[int, int]:
+    # blake2b, not hash(): every worker process must compute the same signature.
+    value = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
+    return value % SIGNATURE_SIZE, value >> 32
 
 
 def signature(tokens: Iterable[str]) -> tuple[int, ...]:
     """One-permutation MinHash: the minimum hash per bin, empty bins filled by rotation."""
-    bins: list[int | None] = [None] * SIGNATURE_SIZE
-    for token in tokens:
-        value = _token_hash(token)
-        index, low = value % SIGNATURE_SIZE, value >> 32
-        current = bins[index]
-        if current is None or low < current:
+    bins = [_EMPTY] * SIGNATURE_SIZE
+    for index, low in map(_token_bin, tokens):
+        if low < bins[index]:
             bins[index] = low
-    if all(b is None for b in bins):
+    if min(bins) == _EMPTY:
         return ()
+    if _EMPTY not in bins:
+        return tuple(bins)
     filled: list[int] = []
     for index in range(SIGNATURE_SIZE):
         distance = 0
         found = bins[index]
-        while found is None:  # borrow from the next non-empty bin (Shrivastava & Li, 2014)
+        while found == _EMPTY:  # borrow from the next non-empty bin (Shrivastava & Li, 2014)
             distance += 1
             found = bins[(index + distance) % SIGNATURE_SIZE]
         filled.append((found + distance * _ROTATE) & _MASK32)
@@ -92,22 +94,23 @@ def estimate_similarity(left: tuple[int, ...], right: tuple[int, ...]) -> float:
     """Estimated Jaccard similarity: the share of bins where the signatures agree."""
     if not left or len(left) != len(right):
         return 0.0
-    return sum(a == b for a, b in zip(left, right, strict=True)) / len(left)
+    agreeing: int = sum(map(operator.eq, left, right))
+    return agreeing / len(left)
 
 
 def _bands(sig: tuple[int, ...]) -> list[int]:
-    keys = []
-    for start in range(0, len(sig), BAND_ROWS):
-        band = sig[start : start + BAND_ROWS]
-        # band number in the high bits: equal values in different bands are not a match
-        keys.append((start << 64) | (band[0] << 32) | (band[-1]))
-    return keys
+    # BAND_ROWS == 2 rows per band; the band number in the high bits keeps equal values in
+    # different bands apart.
+    return [
+        (n << 64) | (a << 32) | b for n, (a, b) in enumerate(zip(sig[::2], sig[1::2], strict=False))
+    ]
 
 
 def _encode(sig: tuple[int, ...]) -> str:
     return struct.pack(f">{len(sig)}I", *sig).hex()
 
 
+@functools.lru_cache(maxsize=4096)  # stories that keep matching are decoded once
 def _decode(text: str) -> tuple[int, ...]:
     raw = bytes.fromhex(text)
     return struct.unpack(f">{len(raw) // 4}I", raw)
@@ -154,11 +157,15 @@ class StoryIndex:
         when = at.timestamp()
         self.expire(when - self.config.horizon_seconds)
         sig = signature(shingles(title, summary))
-        best_id, best_score = self._best_candidate(sig, when)
+        bands = _bands(sig)
+        best_id, best_score = self._best_candidate(sig, bands, when)
         if best_id is None:
             story_id = _story_id(item_id)
             new = story_id not in self._live  # an item seen again (redelivery) is not news
-            self._store(story_id, {"sig": _encode(sig), "first": when, "src": [source]})
+            self.records[story_id] = {"sig": _encode(sig), "first": when, "src": [source]}
+            self._index(story_id, when, bands)
+            while len(self._live) > self.config.max_stories:
+                self._drop_oldest()
             return StoryMatch(story_id, 1, new=new, similarity=1.0)
         record = dict(self.records[best_id])
         sources = list(record["src"])
@@ -168,10 +175,12 @@ class StoryIndex:
             self.records[best_id] = record  # one write per item that adds a source
         return StoryMatch(best_id, len(sources), new=False, similarity=best_score)
 
-    def _best_candidate(self, sig: tuple[int, ...], when: float) -> tuple[str | None, float]:
+    def _best_candidate(
+        self, sig: tuple[int, ...], bands: list[int], when: float
+    ) -> tuple[str | None, float]:
         best_id: str | None = None
         best_score = 0.0
-        for story_id in {self._bands[key] for key in _bands(sig) if key in self._bands}:
+        for story_id in {self._bands[key] for key in bands if key in self._bands}:
             record = self.records.get(story_id)
             if record is None or abs(when - record["first"]) > self.config.horizon_seconds:
                 continue
@@ -180,24 +189,20 @@ class StoryIndex:
                 best_id, best_score = story_id, score
         return best_id, best_score
 
-    def _store(self, story_id: str, record: dict[str, Any]) -> None:
-        self.records[story_id] = record
-        self.load(story_id, record)
-        while len(self._live) > self.config.max_stories:
-            self._drop_oldest()
-
     def load(self, story_id: str, record: dict[str, Any] | None) -> None:
         """Index a record read back from durable state (changelog), or forget a deleted one."""
         if record is None:
             # a deletion: the records mapping may still hold what the bands were
             self._forget(story_id, self.records.get(story_id))
             return
-        if story_id in self._live:
-            return
-        for key in _bands(_decode(record["sig"])):
+        if story_id not in self._live:
+            self._index(story_id, record["first"], _bands(_decode(record["sig"])))
+
+    def _index(self, story_id: str, first: float, bands: list[int]) -> None:
+        for key in bands:
             self._bands[key] = story_id
-        self._live[story_id] = record["first"]
-        heapq.heappush(self._by_age, (record["first"], story_id))
+        self._live[story_id] = first
+        heapq.heappush(self._by_age, (first, story_id))
 
     def expire(self, before: float) -> list[str]:
         """Drop stories first reported before `before` (unix seconds); returns their ids."""
