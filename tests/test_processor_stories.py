@@ -145,3 +145,13 @@ def test_state_reloads_from_records_like_a_restart() -> None:
     assert match.sources == 2
     after.load(story, None)  # a deletion read back from the changelog
     assert len(after) == 0
+
+
+def test_records_read_back_merge_sources_instead_of_overwriting() -> None:
+    index = _index()
+    title, summary, _ = PACT[0]
+    story = index.assign("m1", title, summary, "A", T0).story_id
+    index.assign("m2", title, summary, "B", T0)
+    stale = {**index.records[story], "src": ["A", "C"]}  # an older or concurrent copy
+    index.load(story, stale)
+    assert index.assign("m3", title, summary, "A", T0).sources == 3  # A, B and C

@@ -94,31 +94,50 @@ async def _when(condition: object, timeout_s: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
-async def test_two_workers_share_partitions_and_a_stopped_one_loses_nothing(
-    kafka_settings: KafkaSettings, tmp_path: Path, stop_signal: signal.Signals
+def _assigned(*workers: Worker) -> bool:
+    return all((w.metric("blocwatch_processor_assigned_partitions") or 0) > 0 for w in workers)
+
+
+def _processed(worker: Worker) -> float:
+    return worker.metric("blocwatch_processor_items_total") or 0
+
+
+async def _stop_mid_stream(
+    settings: KafkaSettings, victim: Worker, stop_signal: signal.Signals, ids: list[str]
+) -> None:
+    """Feed `ids` slowly and stop `victim` once it has processed some of them."""
+    before = _processed(victim)
+    feeding = asyncio.create_task(_stream_items(settings, ids))
+    await _when(lambda: _processed(victim) > before)
+    victim.stop(stop_signal)  # items keep arriving after this
+    await feeding
+
+
+async def test_two_workers_share_partitions_and_a_stopped_or_killed_one_loses_nothing(
+    kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     topics = kafka_settings.topics
     first = Worker(kafka_settings, tmp_path, "first")
     second = Worker(kafka_settings, tmp_path, "second")
+    third: Worker | None = None
     try:
         await asyncio.gather(first.wait_ready(), second.wait_ready())
+        await _when(lambda: _assigned(first, second))  # the group split the partitions
 
-        def both_assigned() -> bool:
-            return all((w.metric("blocwatch_processor_assigned_partitions") or 0) > 0
-                       for w in (first, second))  # fmt: skip
+        terminated = [f"term-{n}" for n in range(200)]
+        await _stop_mid_stream(kafka_settings, first, signal.SIGTERM, terminated)
+        tagged = await read_until(kafka_settings, topics.news_tagged, set(terminated), 90)
+        assert distinct_ids(tagged) >= set(terminated)  # duplicates allowed, losses not
 
-        await _when(both_assigned)  # the group split the 3 partitions between them
-
-        ids = [f"{stop_signal.name.lower()}-{n}" for n in range(300)]
-        feeding = asyncio.create_task(_stream_items(kafka_settings, ids))
-        await _when(lambda: (first.metric("blocwatch_processor_items_total") or 0) > 0)
-        first.stop(stop_signal)  # mid-stream: items keep arriving
-        await feeding
-
-        tagged = await read_until(kafka_settings, topics.news_tagged, set(ids), timeout_s=90)
-        assert distinct_ids(tagged) >= set(ids)  # duplicates allowed, losses not
-        assert second.process.poll() is None
+        third = Worker(kafka_settings, tmp_path, "third")
+        await third.wait_ready()
+        await _when(lambda: _assigned(second, third))
+        killed = [f"kill-{n}" for n in range(200)]
+        await _stop_mid_stream(kafka_settings, second, signal.SIGKILL, killed)
+        tagged = await read_until(kafka_settings, topics.news_tagged, set(killed), 90)
+        assert distinct_ids(tagged) >= set(killed)
+        assert third.process.poll() is None
     finally:
-        first.close()
-        second.close()
+        for worker in (first, second, third):
+            if worker is not None:
+                worker.close()

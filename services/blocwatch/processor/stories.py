@@ -7,9 +7,10 @@ permutation) estimates Jaccard similarity; LSH banding over the signature finds 
 in O(bands) instead of comparing with every story. A candidate is accepted when its estimated
 similarity reaches the threshold and the item is within the horizon of the story's first report.
 
-Story records are plain JSON-able dicts in a mapping passed in (a dict in tests, the faust table in
-the worker, whose changelog makes them survive restarts and rebalances); the band index is derived
-state kept in memory and rebuilt from records through `load()`. Memory is bounded by the horizon
+Story records are plain JSON-able dicts. Every change is written through to a durable mapping
+passed in (a dict in tests, the faust table in the worker, whose changelog makes them survive
+restarts and rebalances); reads use a local copy, and the band index is derived from the records.
+Both are rebuilt from durable state through `load()`. Memory is bounded by the horizon
 and by `max_stories` (oldest stories go first).
 """
 
@@ -143,6 +144,7 @@ class StoryIndex:
     ) -> None:
         self.config = config
         self.records: MutableMapping[str, Any] = {} if records is None else records
+        self._records: dict[str, Any] = {}  # local reads: the durable mapping may be slow to read
         self._bands: dict[int, str] = {}  # band key → most recent story with that band
         self._by_age: list[tuple[float, str]] = []  # (first_seen, story_id) heap for expiry
         self._live: dict[str, float] = {}  # story_id → first_seen, to skip stale heap entries
@@ -162,17 +164,17 @@ class StoryIndex:
         if best_id is None:
             story_id = _story_id(item_id)
             new = story_id not in self._live  # an item seen again (redelivery) is not news
-            self.records[story_id] = {"sig": _encode(sig), "first": when, "src": [source]}
+            self._write(story_id, {"sig": _encode(sig), "first": when, "src": [source]})
             self._index(story_id, when, bands)
             while len(self._live) > self.config.max_stories:
                 self._drop_oldest()
             return StoryMatch(story_id, 1, new=new, similarity=1.0)
-        record = dict(self.records[best_id])
+        record = dict(self._records[best_id])
         sources = list(record["src"])
         if source not in sources and len(sources) < SOURCES_MAX:
             sources.append(source)
             record["src"] = sources
-            self.records[best_id] = record  # one write per item that adds a source
+            self._write(best_id, record)  # one write per item that adds a source
         return StoryMatch(best_id, len(sources), new=False, similarity=best_score)
 
     def _best_candidate(
@@ -181,7 +183,7 @@ class StoryIndex:
         best_id: str | None = None
         best_score = 0.0
         for story_id in {self._bands[key] for key in bands if key in self._bands}:
-            record = self.records.get(story_id)
+            record = self._records.get(story_id)
             if record is None or abs(when - record["first"]) > self.config.horizon_seconds:
                 continue
             score = estimate_similarity(sig, _decode(record["sig"]))
@@ -192,11 +194,18 @@ class StoryIndex:
     def load(self, story_id: str, record: dict[str, Any] | None) -> None:
         """Index a record read back from durable state (changelog), or forget a deleted one."""
         if record is None:
-            # a deletion: the records mapping may still hold what the bands were
-            self._forget(story_id, self.records.get(story_id))
+            self._forget(story_id, self._records.pop(story_id, None))
             return
+        current = self._records.get(story_id)
+        # Sources only grow: merging keeps a newer local copy (or another worker's concurrent
+        # update) from being overwritten by an older record read back from the changelog.
+        self._records[story_id] = record if current is None else _merged(current, record)
         if story_id not in self._live:
             self._index(story_id, record["first"], _bands(_decode(record["sig"])))
+
+    def _write(self, story_id: str, record: dict[str, Any]) -> None:
+        self._records[story_id] = record
+        self.records[story_id] = record
 
     def _index(self, story_id: str, first: float, bands: list[int]) -> None:
         for key in bands:
@@ -215,10 +224,9 @@ class StoryIndex:
         first, story_id = heapq.heappop(self._by_age)
         if self._live.get(story_id) != first:
             return []  # stale heap entry
-        record = self.records.get(story_id)
+        record = self._records.pop(story_id, None)
         self._forget(story_id, record)
-        if record is not None:
-            del self.records[story_id]
+        self.records.pop(story_id, None)
         return [story_id]
 
     def _forget(self, story_id: str, record: dict[str, Any] | None) -> None:
@@ -228,6 +236,13 @@ class StoryIndex:
         for key in _bands(_decode(record["sig"])):
             if self._bands.get(key) == story_id:
                 del self._bands[key]
+
+
+def _merged(current: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    extra = [source for source in other["src"] if source not in current["src"]]
+    if not extra:
+        return current
+    return {**current, "src": (list(current["src"]) + extra)[:SOURCES_MAX]}
 
 
 def _story_id(item_id: str) -> str:
