@@ -1,10 +1,11 @@
 """The faust-streaming worker of `blocwatch process`: news.raw in; news.tagged, events.*, DLQ out.
 
-Delivery is at-least-once. Records are taken in small batches without auto-ack; every output of a
-batch is sent and its delivery future awaited, and only then are the batch's events acked, so a
-committed offset always means its outputs are in Kafka (faust also flushes the producer before it
-commits). A worker that dies mid-batch leaves those offsets uncommitted: another worker of the
-group reprocesses them (duplicates possible, keyed by item id; nothing lost).
+Delivery is at-least-once. Events are consumed without auto-ack; each event's outputs are sent
+at once, and a second task acks events in order only after awaiting every one of their send
+futures, so a committed offset always means its outputs are in Kafka (faust also flushes the
+producer before it commits). A worker that dies leaves the offsets after its last commit to
+another worker of the group, which reprocesses them (duplicates possible, keyed by item id;
+nothing lost).
 
 Story state lives in a faust GlobalTable (one changelog partition, every worker reads all of it),
 because near-duplicates of one story arrive with different item ids on different partitions and
@@ -171,21 +172,25 @@ class Processor:
 
     async def _ack_in_order(self, inflight: asyncio.Queue[Inflight], stream: Any) -> None:
         while True:
-            event, outcome, futures = await inflight.get()
+            # Take everything queued at once: one wait for the lot, not a wake-up per event.
+            batch = [await inflight.get()]
+            while not inflight.empty():
+                batch.append(inflight.get_nowait())
             try:
-                for future in futures:
-                    await future
+                await asyncio.gather(*(f for _, _, futures in batch for f in futures))
             # A lost delivery must not be acked, and a stuck acker would stall every commit:
             # crash the worker so its partitions (from the last commit) move to another.
             except Exception as exc:
                 log.error("output not delivered, stopping the worker: %r", exc)
                 await self.app.crash(exc)
                 return
-            self.metrics.record(outcome)
-            received = event.message.time_in
-            if received is not None:
-                self.metrics.latency.observe(max(0.0, time.monotonic() - received))
-            await stream.ack(event)
+            acknowledged = time.monotonic()
+            for event, outcome, _ in batch:
+                self.metrics.record(outcome)
+                received = event.message.time_in
+                if received is not None:
+                    self.metrics.latency.observe(max(0.0, acknowledged - received))
+                await stream.ack(event)
 
 
 class OpsService(Service):
