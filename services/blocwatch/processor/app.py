@@ -65,6 +65,7 @@ def faust_config(settings: ProcessorSettings) -> dict[str, Any]:
         broker_heartbeat_interval=settings.processor_heartbeat_interval_seconds,
         consumer_auto_offset_reset=settings.processor_auto_offset_reset,
         producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
     )
     return options
 
@@ -93,13 +94,6 @@ class Processor:
         self.tagger_version = tagger_version
         self.clock = clock
         self.app = faust.App(settings.app_id, **faust_config(settings))
-        self.stories = StoryIndex(
-            StoryConfig(
-                horizon_seconds=settings.processor_story_horizon_seconds,
-                similarity=settings.processor_story_similarity,
-                max_stories=settings.processor_story_max_stories,
-            )
-        )
         self.table = self.app.GlobalTable(
             STORY_TABLE,
             default=None,
@@ -110,7 +104,12 @@ class Processor:
             on_changelog_event=self._on_story_event,
             help="story_id → story record (signature, first report, sources)",
         )
-        self.stories.records = self.table
+        config = StoryConfig(
+            horizon_seconds=settings.processor_story_horizon_seconds,
+            similarity=settings.processor_story_similarity,
+            max_stories=settings.processor_story_max_stories,
+        )
+        self.stories = StoryIndex(config, records=self.table)
         self.source_topic = _raw(self.app, self.topics.news_raw)
         self.outputs: dict[str, Any] = {}
         self.app.agent(self.source_topic, name="process")(self._agent)
