@@ -65,6 +65,8 @@ async def test_every_item_is_tagged_routed_and_poison_is_dead_lettered(
         await read_until(kafka_settings, topics.news_tagged, {"late-1"})
         assert worker.metric("blocwatch_processor_dead_letters_total") == 2
         assert worker.metric("blocwatch_processor_items_total") == 5
+        assert worker.metric("blocwatch_processor_latency_seconds_count") == 7
+        assert (worker.metric("blocwatch_processor_stories_total") or 0) >= 1
         assert worker.process.poll() is None
 
         # story state survives a restart: the new worker recovers it from the table changelog
@@ -98,6 +100,13 @@ def _assigned(*workers: Worker) -> bool:
     return all((w.metric("blocwatch_processor_assigned_partitions") or 0) > 0 for w in workers)
 
 
+PACT = "Russia and North Korea sign mutual defence pact in Pyongyang"
+
+
+def _stories(worker: Worker) -> float:
+    return worker.metric("blocwatch_processor_stories_live") or 0
+
+
 def _processed(worker: Worker) -> float:
     return worker.metric("blocwatch_processor_items_total") or 0
 
@@ -123,6 +132,21 @@ async def test_two_workers_share_partitions_and_a_stopped_or_killed_one_loses_no
     try:
         await asyncio.gather(first.wait_ready(), second.wait_ready())
         await _when(lambda: _assigned(first, second))  # the group split the partitions
+
+        # one story across workers: the GlobalTable's changelog carries it to the other worker
+        await produce(kafka_settings, topics.news_raw, [(b"story-0", news_bytes("story-0", PACT))])
+        await read_until(kafka_settings, topics.news_tagged, {"story-0"})
+        await _when(lambda: all(_stories(w) >= 1 for w in (first, second)))
+        rewrites = {
+            f"story-{n}": news_bytes(f"story-{n}", PACT, f"Outlet {n}") for n in range(1, 6)
+        }
+        await produce(
+            kafka_settings, topics.news_raw, [(k.encode(), v) for k, v in rewrites.items()]
+        )
+        found = await read_until(kafka_settings, topics.news_tagged, {"story-0", *rewrites})
+        stories = {i.id: i for i in (decode(TaggedItem, v) for v in found)}
+        assert len({i.story_id for i in stories.values()}) == 1
+        assert max(i.story_sources for i in stories.values()) >= 2
 
         terminated = [f"term-{n}" for n in range(200)]
         await _stop_mid_stream(kafka_settings, first, signal.SIGTERM, terminated)
