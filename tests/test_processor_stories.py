@@ -64,6 +64,9 @@ def test_signature_is_stable_and_estimates_similarity() -> None:
     unrelated = signature(shingles(UNRELATED[0][0]))
     assert estimate_similarity(signature(tokens), unrelated) < 0.2
     assert signature([]) == ()
+    one = signature(["korea"])  # 31 empty bins, each filled from its neighbour at its distance
+    assert len(one) == 32
+    assert len(set(one)) == 32
 
 
 def test_rewritten_reports_from_different_outlets_share_a_story() -> None:

@@ -76,18 +76,22 @@ def signature(tokens: Iterable[str]) -> tuple[int, ...]:
     for index, low in map(_token_bin, tokens):
         if low < bins[index]:
             bins[index] = low
-    if min(bins) == _EMPTY:
-        return ()
     if _EMPTY not in bins:
         return tuple(bins)
-    filled: list[int] = []
-    for index in range(SIGNATURE_SIZE):
-        distance = 0
-        found = bins[index]
-        while found == _EMPTY:  # borrow from the next non-empty bin (Shrivastava & Li, 2014)
-            distance += 1
-            found = bins[(index + distance) % SIGNATURE_SIZE]
-        filled.append((found + distance * _ROTATE) & _MASK32)
+    if min(bins) == _EMPTY:
+        return ()
+    # An empty bin borrows from the next non-empty bin to its right, ring-wise, offset by the
+    # distance (Shrivastava & Li, 2014). Walking backwards over two laps carries that neighbour.
+    filled = bins[:]
+    carry = distance = 0
+    for position in range(2 * SIGNATURE_SIZE - 1, -1, -1):
+        value = bins[position % SIGNATURE_SIZE]
+        if value != _EMPTY:
+            carry, distance = value, 0
+            continue
+        distance += 1
+        if position < SIGNATURE_SIZE:
+            filled[position] = (carry + distance * _ROTATE) & _MASK32
     return tuple(filled)
 
 
