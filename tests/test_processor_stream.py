@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,9 +89,9 @@ async def _stream_items(settings: KafkaSettings, ids: list[str]) -> None:
     await produce(settings, settings.topics.news_raw, records, pause_s=0.01)
 
 
-async def _when(condition: object, timeout_s: float = 60.0) -> None:
+async def _when(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.2)
