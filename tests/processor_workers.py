@@ -89,6 +89,7 @@ class Worker:
     ) -> None:
         self.name = name
         self.port = free_port()
+        self.ready_statuses: set[int] = set()  # /readyz answers seen while waiting
         self.log = tmp / f"{name}.log"
         env = {
             **os.environ,
@@ -128,6 +129,7 @@ class Worker:
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
             status, _ = await asyncio.to_thread(self._get, "/readyz")
+            self.ready_statuses.add(status)
             if status == 200:
                 return
             await asyncio.sleep(0.3)

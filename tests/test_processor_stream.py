@@ -28,6 +28,7 @@ async def test_every_item_is_tagged_routed_and_poison_is_dead_lettered(
     worker = Worker(kafka_settings, tmp_path, "routing", fake_tagger=True)
     try:
         await worker.wait_ready()
+        assert worker.ready_statuses <= {0, 503, 200}  # booting is "not ready", never an error
         titles = {
             "plain-1": "Foreign ministers meet in Geneva",
             "pact-1": "Russia and North Korea sign defence pact",
@@ -69,6 +70,7 @@ async def test_every_item_is_tagged_routed_and_poison_is_dead_lettered(
         assert worker.metric("blocwatch_processor_latency_seconds_count") == 7
         assert (worker.metric("blocwatch_processor_stories_total") or 0) >= 1
         assert worker.process.poll() is None
+        assert "Traceback" not in worker.log.read_text()
 
         # story state survives a restart: the new worker recovers it from the table changelog
         assert worker.stop() == 0

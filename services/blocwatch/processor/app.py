@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from mode import Service
 from prometheus_client import CollectorRegistry
 
@@ -134,7 +135,11 @@ class Processor:
         self.stories.load(str(event.key), event.value)
 
     def _assigned(self) -> list[Any]:
-        return [tp for tp in self.app.consumer.assignment() if tp.topic == self.topics.news_raw]
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:  # /readyz and /metrics answer while the worker boots
+            return []
+        return [tp for tp in assignment if tp.topic == self.topics.news_raw]
 
     def ready(self) -> bool:
         """Ready when this worker owns news.raw partitions and is not mid-rebalance."""
