@@ -24,7 +24,10 @@ __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: tuple[Register, ...] = (core_commands.register, processor_commands.register)
+REGISTRARS: tuple[Register, ...] = (
+    core_commands.register,
+    processor_commands.register,
+)
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
 SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
