@@ -13,14 +13,16 @@ from collections.abc import Callable, Sequence
 from pydantic_settings import BaseSettings
 
 from blocwatch import __version__
-from blocwatch.collector import commands as collector_commands
-from blocwatch.collector.settings import CollectorSettings
 from blocwatch.alerter import commands as alerter_commands
 from blocwatch.alerter.settings import AlerterSettings
+from blocwatch.collector import commands as collector_commands
+from blocwatch.collector.settings import CollectorSettings
 from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
 from blocwatch.core.settings import BrokerSettings, KafkaSettings, settings_rows
+from blocwatch.processor import commands as processor_commands
+from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.tagging import commands as tagging_commands
 
 __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
@@ -32,6 +34,7 @@ REGISTRARS: tuple[Register, ...] = (
     collector_commands.register,
     tagging_commands.register,
     alerter_commands.register,
+    processor_commands.register,
 )
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
@@ -40,6 +43,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     BrokerSettings,
     CollectorSettings,
     AlerterSettings,
+    ProcessorSettings,
 )
 
 
