@@ -133,34 +133,37 @@ class BoardFilter:
 
 @dataclass
 class Board:
-    """Current state of every alert; mutable, fed in topic order, never reads a clock."""
+    """Every alert and every action, folded in topic order; never reads a clock.
+
+    The two topics interleave in any order (an action may be read before its alert when a
+    console replays history), so acknowledgement and claim are derived when a view is asked
+    for, from the actions of the alert's current episode, not kept as running state.
+    """
 
     ack_until_growth: bool = True
     max_alerts: int = 500
     alerts: dict[str, Alert] = field(default_factory=dict)
-    acks: dict[str, Ack] = field(default_factory=dict)
-    claims: dict[str, Claim] = field(default_factory=dict)
+    episodes: dict[str, datetime] = field(default_factory=dict)  # fp → episode start
+    counts_seen: dict[tuple[str, int], AlertCounts] = field(default_factory=dict)
     silences: dict[str, SilenceView] = field(default_factory=dict)
     history: dict[str, list[AlertAction]] = field(default_factory=dict)
     seen_actions: set[str] = field(default_factory=set)
 
     def apply_alert(self, alert: Alert) -> bool:
         """Take a notification; False when it is older than what the board holds."""
-        known = self.alerts.get(alert.fingerprint)
+        fp = alert.fingerprint
+        known = self.alerts.get(fp)
         if known is not None and (alert.fired_at, alert.notification) < (
             known.fired_at,
             known.notification,
         ):
             return False  # partitions interleave: an older notification changes nothing
-        new_episode = known is None or alert.first_seen != known.first_seen
-        if new_episode:
-            # Acknowledgement and claim belong to one episode; a new firing starts clean.
-            self.acks.pop(alert.fingerprint, None)
-            self.claims.pop(alert.fingerprint, None)
-        ack = self.acks.get(alert.fingerprint)
-        if ack is not None and self.ack_until_growth and _grew(ack.counts, alert.counts):
-            del self.acks[alert.fingerprint]
-        self.alerts[alert.fingerprint] = alert
+        if alert.status == "firing" and alert.notification == 1:
+            self.episodes[fp] = alert.fired_at  # a new episode: earlier actions are history
+            for key in [k for k in self.counts_seen if k[0] == fp]:
+                del self.counts_seen[key]
+        self.counts_seen[(fp, alert.notification)] = alert.counts
+        self.alerts[fp] = alert
         self._trim()
         return True
 
@@ -170,19 +173,10 @@ class Board:
             return False
         self.seen_actions.add(action.id)
         self.history.setdefault(action.fingerprint, []).append(action)
-        fp = action.fingerprint
-        alert = self.alerts.get(fp)
-        if action.action == "acknowledge":
-            counts = alert.counts if alert else AlertCounts(items=0, stories=0, sources=0)
-            self.acks[fp] = Ack(action.who, action.comment, action.at, counts)
-        elif action.action == "claim":
-            self.claims[fp] = Claim(action.who, action.at)
-        elif action.action == "unclaim":
-            self.claims.pop(fp, None)
-        elif action.action == "silence" and action.ends_at is not None and action.matchers:
+        if action.action == "silence" and action.ends_at is not None and action.matchers:
             self.silences[action.id] = SilenceView(
-                action.id, fp, dict(action.matchers), action.at, action.ends_at, action.who,
-                action.comment,
+                action.id, action.fingerprint, dict(action.matchers), action.at, action.ends_at,
+                action.who, action.comment,
             )  # fmt: skip
         elif action.action == "unsilence":
             silence = self.silences.get(action.silence_id)
@@ -191,14 +185,41 @@ class Board:
             self.silences[silence.id] = replace(silence, ends_at=max(action.at, silence.starts_at))
         return True
 
+    def _episode_actions(self, alert: Alert) -> list[AlertAction]:
+        start = self.episodes.get(alert.fingerprint, alert.first_seen)
+        actions = [a for a in self.history.get(alert.fingerprint, ()) if a.at >= start]
+        return sorted(actions, key=lambda a: a.at)
+
+    def _ack(self, alert: Alert, actions: list[AlertAction]) -> Ack | None:
+        acks = [a for a in actions if a.action == "acknowledge"]
+        if not acks:
+            return None
+        last = acks[-1]
+        # Counts the officer saw; unknown (not read yet, or trimmed) counts as "no growth".
+        seen = self.counts_seen.get((alert.fingerprint, last.notification or 0), alert.counts)
+        if self.ack_until_growth and _grew(seen, alert.counts):
+            return None  # it grew since: it needs eyes again
+        return Ack(last.who, last.comment, last.at, seen)
+
+    @staticmethod
+    def _claim(actions: list[AlertAction]) -> Claim | None:
+        claim = None
+        for action in actions:
+            if action.action == "claim":
+                claim = Claim(action.who, action.at)
+            elif action.action == "unclaim":
+                claim = None
+        return claim
+
     def view(self, fingerprint: str, now: datetime) -> AlertView | None:
         alert = self.alerts.get(fingerprint)
         if alert is None:
             return None
+        actions = self._episode_actions(alert)
         return AlertView(
             alert=alert,
-            ack=self.acks.get(fingerprint),
-            claim=self.claims.get(fingerprint),
+            ack=self._ack(alert, actions),
+            claim=self._claim(actions),
             silences=tuple(s for s in self.silences.values() if s.active(now) and s.matches(alert)),
             history=tuple(self.history.get(fingerprint, ())),
         )
@@ -228,6 +249,7 @@ class Board:
         )
         for alert in resolved[:excess]:
             del self.alerts[alert.fingerprint]
+            self.episodes.pop(alert.fingerprint, None)
 
 
 def _grew(before: AlertCounts, after: AlertCounts) -> bool:

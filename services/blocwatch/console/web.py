@@ -48,8 +48,8 @@ MAX_SILENCE = timedelta(days=90)
 FORM_ACTIONS = ("acknowledge", "claim", "unclaim", "silence")
 
 CONSOLE_KEY: web.AppKey[Console] = web.AppKey("console")
-USER_KEY = "blocwatch.user"
-CSRF_KEY = "blocwatch.csrf"
+USER_KEY = web.RequestKey("user", str)
+CSRF_KEY = web.RequestKey("csrf", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
