@@ -51,7 +51,9 @@ def test_links_are_http_only(url: str, expected: str) -> None:
 
 def test_sparkline_is_plain_svg_without_style() -> None:
     svg = sparkline([0, 2, 1])
-    assert svg.startswith("<svg") and "style" not in svg and "<polyline" in svg
+    assert svg.startswith("<svg")
+    assert "style" not in svg
+    assert "<polyline" in svg
 
 
 def _hostile_board() -> Board:
@@ -71,8 +73,10 @@ def test_no_feed_or_user_markup_reaches_the_pages() -> None:
         board_page(board.views(NOW), NOW, BoardFilter(), ["Korean Peninsula"], "tok", ""),
     ]
     for page in pages:
-        assert "<script>window" not in page and "<script>x" not in page
-        assert "<img" not in page and "<b onclick" not in page
+        assert "<script>window" not in page
+        assert "<script>x" not in page
+        assert "<img" not in page
+        assert "<b onclick" not in page
         assert page.count("<script") == 1  # only the console's own, external script
         assert '<script src="/static/console.js"></script>' in page
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in pages[0]
@@ -86,7 +90,10 @@ def test_detail_shows_evidence_with_codes_and_intensity() -> None:
     assert view is not None
     page = detail_page(view, NOW, "tok", "")
     assert "<mark>fired a missile</mark>" in page
-    assert "CAMEO <code>150</code>" in page and "PLOVER <code>MOBILIZE</code>" in page
-    assert "intensity -7" in page and "esc.weapons_test" in page
-    assert 'href="https://news.example/item-0"' in page and "Outlet 0" in page
+    assert "CAMEO <code>150</code>" in page
+    assert "PLOVER <code>MOBILIZE</code>" in page
+    assert "intensity -7" in page
+    assert "esc.weapons_test" in page
+    assert 'href="https://news.example/item-0"' in page
+    assert "Outlet 0" in page
     assert "rule=kp-surge\nregion=Korean Peninsula" in page  # prefilled silence matchers

@@ -34,8 +34,10 @@ def test_acknowledged_until_the_alert_grows_then_firing_again() -> None:
     board.apply_alert(alert(stories=3))
     board.apply_action(action("acknowledge", comment="called the desk"))
     view = board.view("fp-kp", NOW)
-    assert view is not None and view.status == "acknowledged"
-    assert view.ack is not None and view.ack.comment == "called the desk"
+    assert view is not None
+    assert view.status == "acknowledged"
+    assert view.ack is not None
+    assert view.ack.comment == "called the desk"
     board.apply_alert(alert(notification=2, stories=3))  # a repeat: nothing new
     assert board.view("fp-kp", NOW).status == "acknowledged"  # type: ignore[union-attr]
     board.apply_alert(alert(notification=3, stories=6))  # grew: needs eyes again
@@ -62,7 +64,9 @@ def test_claim_unclaim_and_a_new_episode_starts_clean() -> None:
     later = T0 + timedelta(days=1)
     board.apply_alert(alert(first_seen=later, fired_at=later))  # fired anew
     view = board.view("fp-kp", NOW)
-    assert view is not None and view.claim is None and view.ack is None
+    assert view is not None
+    assert view.claim is None
+    assert view.ack is None
     assert [a.action for a in view.history] == ["claim", "unclaim", "claim", "acknowledge"]
 
 
@@ -85,7 +89,7 @@ def test_silence_matches_by_labels_until_it_ends_or_is_expired() -> None:
             action_id="s1",
             matchers=default_matchers(board.alerts["fp-kp"]),
             ends_at=ends,
-        )  # fmt: skip
+        )
     )
     assert board.view("fp-kp", NOW).status == "silenced"  # type: ignore[union-attr]
     assert board.view("other", NOW).status == "firing"  # type: ignore[union-attr]
@@ -117,7 +121,8 @@ def test_filters() -> None:
 
 def test_sparkline_counts_items_per_bin_over_the_window() -> None:
     counts = sparkline_counts(alert(stories=4), bins=12)
-    assert sum(counts) == 4 and len(counts) == 12
+    assert sum(counts) == 4
+    assert len(counts) == 12
 
 
 def test_board_is_bounded_dropping_oldest_resolved() -> None:
@@ -134,4 +139,6 @@ def test_actions_read_before_their_alert_still_apply() -> None:
     board.apply_action(action("claim", who="kim", minutes=41))
     board.apply_alert(alert())
     view = board.view("fp-kp", NOW)
-    assert view is not None and view.status == "acknowledged" and view.claim is not None
+    assert view is not None
+    assert view.status == "acknowledged"
+    assert view.claim is not None

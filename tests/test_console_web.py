@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaProducer
 from yarl import URL
 
 from blocwatch.console.service import Console
@@ -22,7 +23,7 @@ from tests.streams import read_topic
 
 
 @pytest.fixture
-async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[object]:
+async def producer(kafka_settings: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     producer = make_producer(kafka_settings, "test")
     await producer.start()
     yield producer
@@ -49,17 +50,18 @@ def _session() -> aiohttp.ClientSession:
 
 
 async def test_board_actions_and_history_shared_by_two_consoles(
-    kafka_settings: KafkaSettings, producer: object
+    kafka_settings: KafkaSettings, producer: AIOKafkaProducer
 ) -> None:
     topics = kafka_settings.topics
-    await publish(producer, topics.alerts, alert())  # type: ignore[arg-type]
+    await publish(producer, topics.alerts, alert())
     settings = console_settings(kafka_settings)
     async with running_console(settings) as console, _session() as session:
         await wait_until(lambda: "fp-kp" in console.board.alerts)
         token = await _csrf(session, console.url)
         async with session.get(console.url) as response:
             page = await response.text()
-        assert "kp-surge" in page and "Korean Peninsula" in page
+        assert "kp-surge" in page
+        assert "Korean Peninsula" in page
         url = f"{console.url}alerts/fp-kp/actions"
         form = {"action": "acknowledge", "comment": "desk informed", "who": "kim"}
         async with session.post(url, data=form) as response:
@@ -85,30 +87,29 @@ async def test_board_actions_and_history_shared_by_two_consoles(
 
 
 async def test_server_sent_events_push_new_alerts(
-    kafka_settings: KafkaSettings, producer: object
+    kafka_settings: KafkaSettings, producer: AIOKafkaProducer
 ) -> None:
-    async with running_console(console_settings(kafka_settings)) as console:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{console.url}events?view=board") as stream,
-        ):
-            assert stream.headers["Content-Type"].startswith("text/event-stream")
-            first = await stream.content.readuntil(b"\n\n")
-            assert b"event: board" in first and b"No alerts match" in first
-            await wait_until(
-                lambda: console.registry.get_sample_value("blocwatch_console_sse_clients") == 1
-            )
-            await publish(
-                producer, kafka_settings.topics.alerts, alert("fp-live", rule="live-rule")
-            )  # type: ignore[arg-type]
-            update = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 30)
-            assert b"live-rule" in update
+    async with (
+        running_console(console_settings(kafka_settings)) as console,
+        aiohttp.ClientSession() as session,
+        session.get(f"{console.url}events?view=board") as stream,
+    ):
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        first = await stream.content.readuntil(b"\n\n")
+        assert b"event: board" in first
+        assert b"No alerts match" in first
+        await wait_until(
+            lambda: console.registry.get_sample_value("blocwatch_console_sse_clients") == 1
+        )
+        await publish(producer, kafka_settings.topics.alerts, alert("fp-live", rule="live-rule"))
+        update = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 30)
+        assert b"live-rule" in update
 
 
 async def test_ops_endpoints_and_undecodable_records_are_skipped(
-    kafka_settings: KafkaSettings, producer: object
+    kafka_settings: KafkaSettings, producer: AIOKafkaProducer
 ) -> None:
-    await producer.send_and_wait(kafka_settings.topics.alerts, b"{not json")  # type: ignore[attr-defined]
+    await producer.send_and_wait(kafka_settings.topics.alerts, b"{not json")
     settings = console_settings(kafka_settings)
     async with running_console(settings) as console, aiohttp.ClientSession() as session:
         assert console._ops is not None
