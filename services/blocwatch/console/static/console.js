@@ -52,7 +52,8 @@
     const body = new FormData(form);
     body.set("who", who);
     try {
-      const response = await fetch(form.action, {
+      // getAttribute: a field named "action" shadows form.action (DOM named properties)
+      const response = await fetch(form.getAttribute("action"), {
         method: "POST",
         body: body,
         headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
