@@ -28,9 +28,13 @@ from tests.alerting import WebhookServer, tagged, wait_until
 from tests.conftest import REPO
 from tests.consoling import HOSTILE_TITLE, console_settings, running_console
 
-pytestmark = pytest.mark.broker
-
 CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make system-deps)"
+    ),
+]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -65,8 +69,6 @@ class WallClock:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make system-deps)")
     async with async_playwright() as playwright:
         # Never a downloaded browser: the distribution's Chromium, headless.
         launched = await playwright.chromium.launch(
