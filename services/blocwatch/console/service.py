@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 CAUGHT_UP_IDLE_S = 1.0  # end offsets are unreliable on the embedded broker: idle = caught up
+REFRESH_S = 30.0  # re-render open pages this often: ages move on, silences end by the clock
 
 
 def utc_now() -> datetime:
@@ -176,7 +177,7 @@ class Console:
 
     async def _consume(self) -> None:
         assert self._consumer is not None
-        quiet_since = time.monotonic()
+        quiet_since = last_change = time.monotonic()
         while True:
             try:
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=500)
@@ -192,7 +193,8 @@ class Console:
                 quiet_since = time.monotonic()
             elif not self.caught_up and time.monotonic() - quiet_since >= CAUGHT_UP_IDLE_S:
                 self.caught_up = True
-            if changed:
+            if changed or time.monotonic() - last_change >= REFRESH_S:
+                last_change = time.monotonic()
                 await self.publish_change()
 
     def apply_record(self, topic: str, value: bytes | None) -> bool:
