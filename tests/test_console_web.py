@@ -138,3 +138,43 @@ async def test_basic_auth_and_trusted_header(kafka_settings: KafkaSettings) -> N
             assert response.status == 401
         async with session.get(console.url, headers={"X-Forwarded-User": "<kim>"}) as response:
             assert 'data-user="&lt;kim&gt;"' in await response.text()
+
+
+async def test_claim_unclaim_silence_expire_and_cross_origin(
+    kafka_settings: KafkaSettings, producer: AIOKafkaProducer
+) -> None:
+    await publish(producer, kafka_settings.topics.alerts, alert())
+    async with running_console(console_settings(kafka_settings)) as console, _session() as session:
+        await wait_until(lambda: "fp-kp" in console.board.alerts)
+        token = await _csrf(session, console.url)
+        headers = {"X-CSRF-Token": token}
+        url = f"{console.url}alerts/fp-kp/actions"
+
+        async def post(form: dict[str, str], target: str = url) -> int:
+            async with session.post(target, data={"who": "lee", **form}, headers=headers) as r:
+                return r.status
+
+        assert await post({"action": "claim"}) == 200
+        await wait_until(lambda: _claimed_by(console) == "lee")
+        assert await post({"action": "unclaim"}) == 200
+        await wait_until(lambda: _claimed_by(console) == "")
+        silence = {"action": "silence", "matchers": "rule=kp-surge", "duration": "1h"}
+        assert await post(silence) == 200
+        await wait_until(lambda: _status(console) == "silenced")
+        assert await post({**silence, "duration": "400d"}) == 400
+        (silence_id,) = console.board.silences
+        assert await post({}, f"{console.url}silences/{silence_id}/expire") == 200
+        await wait_until(lambda: _status(console) == "firing")
+        evil = {**headers, "Origin": "https://evil.example"}
+        async with session.post(url, data={"action": "claim", "who": "x"}, headers=evil) as r:
+            assert r.status == 403
+        async with session.post(url, data={"action": "claim"}, headers=headers) as r:
+            assert r.status == 400  # no name: refused, nothing published
+    sample = console.registry.get_sample_value
+    assert sample("blocwatch_console_rejected_requests_total", {"reason": "csrf"}) == 1
+    assert sample("blocwatch_console_actions_total", {"action": "unsilence"}) == 1
+
+
+def _claimed_by(console: Console) -> str:
+    view = console.board.view("fp-kp", console.clock())
+    return view.claim.who if view is not None and view.claim is not None else ""
