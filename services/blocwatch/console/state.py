@@ -250,6 +250,7 @@ class Board:
         for alert in resolved[:excess]:
             del self.alerts[alert.fingerprint]
             self.episodes.pop(alert.fingerprint, None)
+            self.history.pop(alert.fingerprint, None)
 
 
 def _grew(before: AlertCounts, after: AlertCounts) -> bool:
