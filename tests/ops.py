@@ -82,6 +82,7 @@ SERVICES = (
     Service("collector", ("collect",), 9401),
     Service("processor", ("process",), 9402),
     Service("alerter", ("alert",), 9403),
+    Service("console", ("console",), 9404),
 )
 
 

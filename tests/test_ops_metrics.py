@@ -102,6 +102,7 @@ def running_services(
             "BLOCWATCH_PROCESSOR_DATA_DIR": str(workdir / "processor"),
             "BLOCWATCH_ALERTER_DATA_DIR": str(workdir / "alerter"),
             "BLOCWATCH_ALERTER_CONSOLE": "false",
+            "BLOCWATCH_CONSOLE_PORT": str(free_port()),
         }
         created = subprocess.run(
             [sys.executable, "-m", "blocwatch", "topics", "create"],
