@@ -17,15 +17,17 @@ from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
 from blocwatch.core.settings import BrokerSettings, KafkaSettings, settings_rows
+from blocwatch.up import commands as up_commands
+from blocwatch.up.settings import UpSettings
 
 __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: tuple[Register, ...] = (core_commands.register,)
+REGISTRARS: tuple[Register, ...] = (core_commands.register, up_commands.register)
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings)
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings, UpSettings)
 
 
 def build_parser() -> argparse.ArgumentParser:
