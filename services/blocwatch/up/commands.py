@@ -90,6 +90,7 @@ def resolve_topic(name: str, prefix: str) -> str:
 def _run_tail(args: argparse.Namespace) -> int:
     settings = load_settings(KafkaSettings)
     console = Console(highlight=False, soft_wrap=True)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # stdout/stderr are for messages
     asyncio.run(_tail(settings, args, console))
     return 0
 
@@ -264,6 +265,8 @@ def _reporter(console: Console, plans: dict[str, ServicePlan]) -> Callable[[Chil
                 console.print(
                     f"{event.name}: restarted (pid {event.pid}, restart #{event.restarts})"
                 )
+            else:
+                console.print(f"{event.name}: started (pid {event.pid})")
         elif event.kind == "exited":
             console.print(
                 f"[red]{event.name} exited with code {event.returncode}[/red] (log: {log})"
