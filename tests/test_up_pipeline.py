@@ -400,7 +400,9 @@ async def test_up_runs_the_whole_pipeline_end_to_end(
             assert await count("alerter", "blocwatch_alerter_alerts_total", status="firing") >= 1
             sent = {"receiver": "webhook", "result": "sent"}
             assert await count("alerter", "blocwatch_alerter_notifications_total", **sent) >= 1
-            assert "e2e-escalation-surge" in up.text()  # the console view showed the alert
+            await _wait(  # the console view shows the alert too
+                lambda: "CRITICAL FIRING e2e-escalation-surge" in up.text(), "the console view", up
+            )
             await _stop_cleanly(up)
 
 

@@ -190,6 +190,7 @@ async def _up(
         _print_plans(console, plans, run_dir)
         if settings.up_view and not args.no_view:
             view = asyncio.create_task(_show_alerts(kafka, console, from_beginning=not external))
+            view.add_done_callback(_report_crash(console))
             stack.push_async_callback(_cancel, view)
         supervisor = Supervisor(
             [
@@ -323,14 +324,28 @@ async def _show_alerts(settings: KafkaSettings, console: Console, *, from_beginn
             batch = await consumer.getmany(timeout_ms=500)
             for part in batch.values():
                 for record in part:
-                    decoded = decode_record(Alert, record.value)
-                    if isinstance(decoded.message, Alert):
-                        console.print(alert_panel(decoded.message))
-                    else:
-                        where = (record.topic, record.partition, record.offset, record.key)
-                        console.print(record_line(*where, decoded, record.value))
+                    _show_alert(console, record)
     finally:
         await consumer.stop()
+
+
+def _show_alert(console: Console, record: ConsumerRecord[bytes, bytes]) -> None:
+    decoded = decode_record(Alert, record.value)
+    if isinstance(decoded.message, Alert):
+        console.print(alert_panel(decoded.message))
+    else:
+        where = (record.topic, record.partition, record.offset, record.key)
+        console.print(record_line(*where, decoded, record.value))
+
+
+def _report_crash(console: Console) -> Callable[[asyncio.Task[None]], None]:
+    """The console view is a convenience: if it fails, say so once; the pipeline runs on."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            console.print(f"[red]alert view stopped: {task.exception()!r}[/red]")
+
+    return done
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
