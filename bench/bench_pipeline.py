@@ -60,19 +60,20 @@ def _words(rng: random.Random, n: int) -> str:
 
 
 def make_item(index: int, marker: bool, rng: random.Random, now: datetime) -> NewsItem:
-    """Routine news, or a distinct escalation story (random words keep stories apart)."""
-    noise = _words(rng, 12)
+    """Routine news, or an escalation story; mostly random words, so every item is its own story
+    (near-duplicates would be clustered into one story and alert once)."""
+    w = _words(rng, 30).split()
     if marker:
-        title = f"North Korea fires ballistic missile into the sea, {noise[:40]}"
-        summary = f"Pyongyang test-fired a ballistic missile on day {index}. {noise}"
+        title = f"{w[0].title()} and {w[1].title()} report missile test near {w[2].title()}"
+        summary = f"North Korea fired a ballistic missile, officials in {w[3].title()} said."
     else:
-        title = f"Ministers discuss fisheries quotas and budgets, {noise[:40]}"
-        summary = f"Officials met to review trade statistics for quarter {index}. {noise}"
+        title = f"{w[0].title()} ministers discuss fisheries quotas with {w[1].title()}"
+        summary = f"Officials in {w[2].title()} met to review trade statistics for {w[3].title()}."
     return NewsItem(
         id=f"bench-{index}",
         url=f"https://bench.example/{index}",
         title=title,
-        summary=summary,
+        summary=f"{summary} {' '.join(w[4:])}",
         source=f"Outlet {index % 20}",
         feed="bench",
         published_at=now,
@@ -119,6 +120,7 @@ class Meter:
         self.published: dict[str, float] = {}
         self.alert_latency: list[float] = []
         self.hop_latency: list[float] = []
+        self.tagged_latency: list[float] = []
         self.alerted: set[str] = set()
         self.markers: set[str] = set()
 
@@ -128,6 +130,10 @@ class Meter:
             if sent is not None and item.id not in self.alerted:
                 self.alerted.add(item.id)
                 self.alert_latency.append(now - sent)
+
+    def on_tagged(self, item_id: str, now: float) -> None:
+        if item_id in self.markers and item_id in self.published:
+            self.tagged_latency.append(now - self.published[item_id])
 
     def on_raw(self, item_id: str, now: float) -> None:
         # routine items are forgotten once seen, so a million-item run stays small here
@@ -139,8 +145,9 @@ class Meter:
             self.hop_latency.append(now - sent)
 
 
-async def _consume(settings: KafkaSettings, topic: str, meter: Meter, alerts: bool) -> None:
-    consumer = make_consumer(settings, f"bench-{topic}", topic, group_id=None)
+async def _consume(settings: KafkaSettings, topic: str, meter: Meter, stage: str) -> None:
+    # short fetch wait: the embedded broker holds a fetch for the whole wait even with data there
+    consumer = make_consumer(settings, f"bench-{topic}", topic, group_id=None, fetch_max_wait_ms=20)
     await consumer.start()
     try:
         while True:
@@ -148,9 +155,13 @@ async def _consume(settings: KafkaSettings, topic: str, meter: Meter, alerts: bo
             now = time.monotonic()
             for part in batch.values():
                 for record in part:
-                    if alerts:
+                    if stage == "alerts":
                         meter.on_alert(decode(Alert, record.value), now)
-                    elif record.key is not None:
+                    elif record.key is None:
+                        continue
+                    elif stage == "tagged":
+                        meter.on_tagged(record.key.decode(), now)
+                    else:
                         meter.on_raw(record.key.decode(), now)
     finally:
         await consumer.stop()
@@ -261,9 +272,11 @@ async def run(items: int, rates: Sequence[float], marker_every: int) -> None:
         await ensure_topics(settings)
         ports = {"processor": free_port(), "alerter": free_port()}
         meter = Meter()
+        topics = settings.topics
         consumers = [
-            asyncio.create_task(_consume(settings, settings.topics.alerts, meter, alerts=True)),
-            asyncio.create_task(_consume(settings, settings.topics.news_raw, meter, alerts=False)),
+            asyncio.create_task(_consume(settings, topics.alerts, meter, "alerts")),
+            asyncio.create_task(_consume(settings, topics.news_tagged, meter, "tagged")),
+            asyncio.create_task(_consume(settings, topics.news_raw, meter, "raw")),
         ]
         supervisor = Supervisor(_children(settings, run_dir, ports), backoff=Backoff(1.0))
         async with supervisor:
@@ -296,6 +309,7 @@ async def _phase(
 ) -> None:
     meter.alert_latency.clear()
     meter.hop_latency.clear()
+    meter.tagged_latency.clear()
     print(f"  {items} items at {rate:g}/s, 1 in {marker_every} alerting", flush=True)
     print(_rss_line("before", supervisor, broker_pid), flush=True)
     began = time.monotonic()
@@ -309,6 +323,13 @@ async def _phase(
     hop_p50 = percentile(meter.hop_latency, 0.5)
     hop_p99 = percentile(meter.hop_latency, 0.99)
     print(f"  injected at {achieved:.0f}/s; alerts for {got}/{len(markers)} markers", flush=True)
+    tagged_p50 = percentile(meter.tagged_latency, 0.5)
+    tagged_p99 = percentile(meter.tagged_latency, 0.99)
+    print(
+        f"  publish → tagged (processor): p50 {tagged_p50 * 1000:.0f} ms, "
+        f"p99 {tagged_p99 * 1000:.0f} ms",
+        flush=True,
+    )
     print(
         f"  publish → alert: p50 {alert_p50 * 1000:.0f} ms, p99 {alert_p99 * 1000:.0f} ms"
         f"  (broker hop publish → consume: p50 {hop_p50 * 1000:.1f} ms,"
