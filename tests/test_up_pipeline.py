@@ -424,7 +424,14 @@ async def test_unreachable_feed_server_is_survived_and_caught_up(
             )
 
         await _wait(lambda: _at_least(failures, 2), "failed fetches counted", up)
-        assert "exited" not in up.text()  # no crash, no restart
+        assert "exited" not in up.text()  # failing fetches are not a crash
+
+        # A child that dies is reported and restarted: kill the collector outright.
+        [collector_pid] = re.findall(r"collector: started \(pid (\d+)", up.text())
+        os.kill(int(collector_pid), signal.SIGKILL)
+        await _wait(lambda: "collector: restarted" in up.text(), "the collector restarted", up)
+        assert "collector exited with code -9" in up.text()
+        await _wait(lambda: _healthy(up), "the restarted collector's /healthz", up)
 
         _, title, summary, _ = ITEMS[0]
         outlet = OUTLETS[0].slug
@@ -435,7 +442,7 @@ async def test_unreachable_feed_server_is_survived_and_caught_up(
             assert [decode(TaggedItem, r.value).title for r in tagged] == [title]
         ok = await up.metric_sum("collector", "blocwatch_collector_fetches_total", result="ok")
         assert ok >= 1
-        assert "exited" not in up.text()
+        assert "processor exited" not in up.text()
         await _stop_cleanly(up)
 
 
