@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import yaml
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from rich.console import Console
 from rich.text import Text
@@ -127,11 +128,11 @@ async def _tail(settings: KafkaSettings, args: argparse.Namespace, console: Cons
 
 
 async def _records(
-    consumer: object, stop: asyncio.Task[None], deadline: float | None
+    consumer: AIOKafkaConsumer, stop: asyncio.Task[None], deadline: float | None
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Records until a signal arrives or the deadline passes."""
     while not stop.done() and (deadline is None or time.monotonic() < deadline):
-        batch = await consumer.getmany(timeout_ms=200)  # type: ignore[attr-defined]
+        batch = await consumer.getmany(timeout_ms=200)
         for part in batch.values():
             for record in part:
                 yield record
@@ -209,7 +210,9 @@ async def _up(
         console.print("[dim]press Ctrl-C to stop[/dim]")
         await stop
         _keep_stopping(console)
-        console.print("stopping: collector → processor → alerter → feeds → broker")
+        order = [p.name for p in plans] + (["feeds"] if args.demo else [])
+        order += [] if external else ["broker"]
+        console.print(f"stopping: {' → '.join(order)}")
     console.print("stopped")
 
 

@@ -33,7 +33,7 @@ __all__ = [
     "record_line",
 ]
 
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "warning": "yellow", "info": "cyan"}
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 PREVIEW_BYTES = 200
 TOP_ITEMS = 5
 
