@@ -452,3 +452,40 @@ async def _at_least(value: Callable[[], object], minimum: float) -> bool:
         result = await result
     assert isinstance(result, int | float)
     return result >= minimum
+
+
+async def test_up_demo_starts_its_own_broker_and_fires_an_alert(tmp_path: Path) -> None:
+    """`make up`: no broker given, bundled demo news; the Korean Peninsula alert shows up."""
+    ports = {s: free_port() for s in SERVICES}
+    env = {k: v for k, v in os.environ.items() if k != "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(
+        {
+            "BLOCWATCH_BROKER_PORT": str(free_port()),
+            "BLOCWATCH_UP_RUN_DIR": str(tmp_path / "run"),
+            "BLOCWATCH_UP_DEMO_POLL_INTERVAL_S": "1",
+            "BLOCWATCH_ALERTER_CONSOLE": "false",
+            "COLUMNS": "160",
+            **{f"BLOCWATCH_{s.upper()}_METRICS_PORT": str(p) for s, p in ports.items()},
+        }
+    )
+    output = tmp_path / "up.out"
+    with output.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "blocwatch", "up", "--demo", env=env, stdout=out, stderr=out
+        )
+    up = Up(process, output, ports, KafkaSettings())
+    try:
+        await _wait(
+            lambda: "CRITICAL FIRING demo-korean-peninsula-escalation" in up.text(),
+            "the demo's Korean Peninsula alert in the console",
+            up,
+            FLOW_TIMEOUT_S,
+        )
+        assert "(embedded, memory storage" in up.text()
+        assert await up.metric_sum("alerter", "blocwatch_alerter_alerts_total") >= 1
+        await _stop_cleanly(up)
+        assert "broker" in up.text().rsplit("stopping:", 1)[1]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
