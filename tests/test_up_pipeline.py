@@ -319,10 +319,10 @@ async def _up(
             await process.wait()
 
 
-async def _stop_cleanly(up: Up) -> None:
-    """SIGTERM: exit code 0, children stopped in order, none left behind."""
+async def _stop_cleanly(up: Up, sig: signal.Signals = signal.SIGTERM) -> None:
+    """SIGTERM or Ctrl-C: exit code 0, children stopped in order, none left behind."""
     pids = up.child_pids()
-    up.process.send_signal(signal.SIGTERM)
+    up.process.send_signal(sig)
     code = await asyncio.wait_for(up.process.wait(), 90)
     text = up.text()
     assert code == 0, text[-3000:]
@@ -492,7 +492,7 @@ async def test_up_demo_starts_its_own_broker_and_fires_an_alert(tmp_path: Path) 
         )
         assert "(embedded, memory storage" in up.text()
         assert await up.metric_sum("alerter", "blocwatch_alerter_alerts_total") >= 1
-        await _stop_cleanly(up)
+        await _stop_cleanly(up, signal.SIGINT)  # what Ctrl-C sends
         assert "broker" in up.text().rsplit("stopping:", 1)[1]
     finally:
         if process.returncode is None:
