@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from blocwatch.core.errors import ConfigError
-from blocwatch.up.plan import plan_services
+from blocwatch.up.plan import SERVICES, plan_services
 from blocwatch.up.settings import UpSettings
 
 RUN = Path("/run/bw")
@@ -60,3 +60,12 @@ def test_unknown_service_is_a_config_error() -> None:
         plan_services(
             UpSettings(up_services="collector,tagger"), {}, bootstrap_servers="b:1", run_dir=RUN
         )
+
+
+def test_every_variable_up_sets_is_a_real_setting_of_its_service() -> None:
+    for service in SERVICES:
+        fields = service.settings.model_fields
+        assert f"{service.name}_metrics_port" in fields
+        assert f"{service.name}_data_dir" in fields
+        if service.file_field is not None:
+            assert service.file_field in fields

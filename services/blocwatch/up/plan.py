@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from blocwatch.alerter.settings import AlerterSettings
+from blocwatch.collector.settings import CollectorSettings
 from blocwatch.core.errors import ConfigError
+from blocwatch.core.settings import ServiceSettings, env_name
+from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.up.settings import UpSettings
 
 __all__ = ["SERVICES", "Service", "ServicePlan", "plan_services"]
@@ -21,43 +25,39 @@ __all__ = ["SERVICES", "Service", "ServicePlan", "plan_services"]
 
 @dataclass(frozen=True)
 class Service:
-    """One pipeline stage as `up` knows it: its command and its own settings' variable names."""
+    """One pipeline stage as `up` knows it: its command and its own settings' variables."""
 
     name: str
     command: str
-    port_var: str
-    default_port: int
-    data_dir_var: str | None = None
-    file_var: str | None = None  # the feeds or rules file it reads, shown in the banner
+    settings: type[ServiceSettings]
+    file_field: str | None = None  # the feeds or rules file it reads, shown in the banner
     default_file: str = "(shipped default)"
 
+    @property
+    def port_var(self) -> str:
+        return env_name(f"{self.name}_metrics_port")
 
+    @property
+    def default_port(self) -> int:
+        default = self.settings.model_fields[f"{self.name}_metrics_port"].default
+        return int(default)
+
+    @property
+    def data_dir_var(self) -> str:
+        return env_name(f"{self.name}_data_dir")
+
+    @property
+    def file_var(self) -> str | None:
+        return env_name(self.file_field) if self.file_field else None
+
+
+# Names and defaults come from each service's own settings class, so they cannot drift.
 SERVICES: tuple[Service, ...] = (
     Service(
-        "collector",
-        "collect",
-        "BLOCWATCH_COLLECTOR_METRICS_PORT",
-        9401,
-        "BLOCWATCH_COLLECTOR_DATA_DIR",
-        "BLOCWATCH_COLLECTOR_FEEDS_FILE",
-        "(shipped feeds.yaml)",
+        "collector", "collect", CollectorSettings, "collector_feeds_file", "(shipped feeds.yaml)"
     ),
-    Service(
-        "processor",
-        "process",
-        "BLOCWATCH_PROCESSOR_METRICS_PORT",
-        9402,
-        "BLOCWATCH_PROCESSOR_DATA_DIR",
-    ),
-    Service(
-        "alerter",
-        "alert",
-        "BLOCWATCH_ALERTER_METRICS_PORT",
-        9403,
-        "BLOCWATCH_ALERTER_DATA_DIR",
-        "BLOCWATCH_ALERTER_RULES_FILE",
-        "(shipped rules.yaml)",
-    ),
+    Service("processor", "process", ProcessorSettings),
+    Service("alerter", "alert", AlerterSettings, "alerter_rules_file", "(shipped rules.yaml)"),
 )
 
 
@@ -77,7 +77,7 @@ class ServicePlan:
     def config_file(self) -> str | None:
         if self.service.file_var is None:
             return None
-        return self.env.get(self.service.file_var, self.service.default_file)
+        return self.env.get(self.service.file_var) or self.service.default_file
 
 
 def _selected(settings: UpSettings) -> list[Service]:
@@ -111,7 +111,7 @@ def plan_services(
         env = dict(base)
         # Fresh state per run unless the user chose a directory: the embedded broker forgets
         # everything on restart, so a remembered seen-set would hide every item from it.
-        if service.data_dir_var is not None and service.data_dir_var not in environ:
+        if service.data_dir_var not in environ:
             env[service.data_dir_var] = str(run_dir / service.name)
         port = env.get(service.port_var, str(service.default_port))
         plans.append(
