@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(600)]
 
 PIPELINE_COMMANDS = ("collect", "process", "alert")
 SERVICES = ("collector", "processor", "alerter")
+STOP_ORDER = ("collector", "processor", "alerter", "console")
 SECRET = "e2e-webhook-secret"
 START_TIMEOUT_S = 180.0
 FLOW_TIMEOUT_S = 180.0
@@ -251,9 +252,7 @@ async def _wait(
 
 async def _healthy(up: Up) -> bool:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        for service in SERVICES:
-            if service not in up.ports:
-                continue
+        for service in up.ports:
             url = f"http://127.0.0.1:{up.ports[service]}/healthz"
             async with session.get(url) as response:
                 if response.status != 200:
@@ -327,7 +326,7 @@ async def _stop_cleanly(up: Up, sig: signal.Signals = signal.SIGTERM) -> None:
     text = up.text()
     assert code == 0, text[-3000:]
     stopped = re.findall(r"(\w+): stopped", text)
-    assert [s for s in stopped if s in SERVICES] == [s for s in SERVICES if s in up.ports]
+    assert [s for s in stopped if s in STOP_ORDER] == [s for s in STOP_ORDER if s in up.ports]
     assert pids
     for pid in pids:
         assert _state(pid) in ("gone", "State:\tZ (zombie)")
@@ -465,7 +464,8 @@ async def _at_least(value: Callable[[], object], minimum: float) -> bool:
 
 async def test_up_demo_starts_its_own_broker_and_fires_an_alert(tmp_path: Path) -> None:
     """`make up`: no broker given, bundled demo news; the Korean Peninsula alert shows up."""
-    ports = {s: free_port() for s in SERVICES}
+    ports = {s: free_port() for s in (*SERVICES, "console")}
+    page_port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS"}
     env.update(
         {
@@ -473,6 +473,7 @@ async def test_up_demo_starts_its_own_broker_and_fires_an_alert(tmp_path: Path) 
             "BLOCWATCH_UP_RUN_DIR": str(tmp_path / "run"),
             "BLOCWATCH_UP_DEMO_POLL_INTERVAL_S": "1",
             "BLOCWATCH_ALERTER_CONSOLE": "false",
+            "BLOCWATCH_CONSOLE_PORT": str(page_port),
             "COLUMNS": "160",
             **{f"BLOCWATCH_{s.upper()}_METRICS_PORT": str(p) for s, p in ports.items()},
         }
@@ -491,6 +492,8 @@ async def test_up_demo_starts_its_own_broker_and_fires_an_alert(tmp_path: Path) 
             FLOW_TIMEOUT_S,
         )
         assert "(embedded, memory storage" in up.text()
+        assert f"console: http://127.0.0.1:{page_port}/" in up.text()
+        await _wait(lambda: _healthy(up), "every service's /healthz, the console's too", up)
         assert await up.metric_sum("alerter", "blocwatch_alerter_alerts_total") >= 1
         await _stop_cleanly(up, signal.SIGINT)  # what Ctrl-C sends
         assert "broker" in up.text().rsplit("stopping:", 1)[1]

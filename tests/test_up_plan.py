@@ -17,8 +17,8 @@ RUN = Path("/run/bw")
 def test_plans_every_service_in_pipeline_order_with_fresh_state() -> None:
     environ = {"PATH": "/bin", "BLOCWATCH_ALERTER_WEBHOOK_SECRET": "s3cret"}
     plans = plan_services(UpSettings(), environ, bootstrap_servers="127.0.0.1:1234", run_dir=RUN)
-    assert [p.name for p in plans] == ["collector", "processor", "alerter"]
-    collector, processor, alerter = plans
+    assert [p.name for p in plans] == ["collector", "processor", "alerter", "console"]
+    collector, processor, alerter, console = plans
     assert collector.argv == (sys.executable, "-m", "blocwatch", "collect")
     assert processor.argv[-1] == "process"
     assert alerter.argv[-1] == "alert"
@@ -32,6 +32,10 @@ def test_plans_every_service_in_pipeline_order_with_fresh_state() -> None:
     assert alerter.metrics_url == "http://127.0.0.1:9403/metrics"
     assert collector.config_file == "(shipped feeds.yaml)"
     assert processor.config_file is None
+    assert console.argv[-1] == "console"
+    assert console.page_url == "http://127.0.0.1:8080/"
+    assert console.metrics_url == "http://127.0.0.1:9404/metrics"
+    assert "BLOCWATCH_CONSOLE_DATA_DIR" not in console.env
 
 
 def test_user_settings_win_over_defaults_and_overrides_win_over_both() -> None:
@@ -66,6 +70,9 @@ def test_every_variable_up_sets_is_a_real_setting_of_its_service() -> None:
     for service in SERVICES:
         fields = service.settings.model_fields
         assert f"{service.name}_metrics_port" in fields
-        assert f"{service.name}_data_dir" in fields
+        if service.data_dir_var is not None:
+            assert f"{service.name}_data_dir" in fields
+        for field in service.page or ():
+            assert field in fields
         if service.file_field is not None:
             assert service.file_field in fields

@@ -41,10 +41,11 @@ READY_TIMEOUT_S = 120.0
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = subparsers.add_parser(
         "up",
-        help="run broker, collector, processor and alerter on this machine until Ctrl-C",
+        help="run broker, collector, processor, alerter and console on this machine until Ctrl-C",
         description=(
             "Start the embedded broker (unless BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS is set), create "
-            "the topics, run collector, processor and alerter as supervised child processes "
+            "the topics, run collector, processor, alerter and the watch-officer console as "
+            "supervised child processes "
             "(restarted with backoff if they die), and show firing alerts as they happen. "
             "Ctrl-C or SIGTERM stops everything in order."
         ),
@@ -251,10 +252,14 @@ def demo_rules_file() -> Path | None:
 def _print_plans(console: Console, plans: list[ServicePlan], run_dir: Path) -> None:
     for plan in plans:
         extra = f"  file: {plan.config_file}" if plan.config_file else ""
+        extra += f"  page: {plan.page_url}" if plan.page_url else ""
         console.print(
             f"{plan.name + ':':<10}blocwatch {plan.service.command:<8} "
             f"metrics {plan.metrics_url}{extra}"
         )
+    for plan in plans:
+        if plan.page_url:
+            console.print(f"{plan.name}: {plan.page_url}")
     console.print(f"logs:     {run_dir}/<service>.log")
 
 

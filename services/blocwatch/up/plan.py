@@ -15,6 +15,7 @@ from pathlib import Path
 
 from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.collector.settings import CollectorSettings
+from blocwatch.console.settings import ConsoleSettings
 from blocwatch.core.errors import ConfigError
 from blocwatch.core.settings import ServiceSettings, env_name
 from blocwatch.processor.settings import ProcessorSettings
@@ -32,6 +33,7 @@ class Service:
     settings: type[ServiceSettings]
     file_field: str | None = None  # the feeds or rules file it reads, shown in the banner
     default_file: str = "(shipped default)"
+    page: tuple[str, str] | None = None  # (host field, port field) of a web page it serves
 
     @property
     def port_var(self) -> str:
@@ -43,8 +45,9 @@ class Service:
         return int(default)
 
     @property
-    def data_dir_var(self) -> str:
-        return env_name(f"{self.name}_data_dir")
+    def data_dir_var(self) -> str | None:
+        field = f"{self.name}_data_dir"
+        return env_name(field) if field in self.settings.model_fields else None
 
     @property
     def file_var(self) -> str | None:
@@ -58,6 +61,7 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service("processor", "process", ProcessorSettings),
     Service("alerter", "alert", AlerterSettings, "alerter_rules_file", "(shipped rules.yaml)"),
+    Service("console", "console", ConsoleSettings, page=("console_host", "console_port")),
 )
 
 
@@ -68,6 +72,7 @@ class ServicePlan:
     env: dict[str, str]
     metrics_url: str
     log_path: Path
+    page_url: str | None = None
 
     @property
     def name(self) -> str:
@@ -104,14 +109,13 @@ def plan_services(
     base = dict(environ)
     base["BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
     base.update(overrides or {})
-    host = base.get("BLOCWATCH_METRICS_HOST", "127.0.0.1")
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown_host = base.get("BLOCWATCH_METRICS_HOST", "127.0.0.1")
     plans = []
     for service in _selected(settings):
         env = dict(base)
         # Fresh state per run unless the user chose a directory: the embedded broker forgets
         # everything on restart, so a remembered seen-set would hide every item from it.
-        if service.data_dir_var not in environ:
+        if service.data_dir_var is not None and service.data_dir_var not in environ:
             env[service.data_dir_var] = str(run_dir / service.name)
         port = env.get(service.port_var, str(service.default_port))
         plans.append(
@@ -119,8 +123,24 @@ def plan_services(
                 service=service,
                 argv=(sys.executable, "-m", "blocwatch", service.command),
                 env=env,
-                metrics_url=f"http://{shown_host}:{port}/metrics",
+                metrics_url=f"http://{_reachable(shown_host)}:{port}/metrics",
                 log_path=run_dir / f"{service.name}.log",
+                page_url=_page_url(service, env),
             )
         )
     return plans
+
+
+def _reachable(host: str) -> str:
+    """A wildcard bind address is reached on loopback from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _page_url(service: Service, env: Mapping[str, str]) -> str | None:
+    if service.page is None:
+        return None
+    host_field, port_field = service.page
+    fields = service.settings.model_fields
+    host = env.get(env_name(host_field), str(fields[host_field].default))
+    port = env.get(env_name(port_field), str(fields[port_field].default))
+    return f"http://{_reachable(host)}:{port}/"

@@ -19,7 +19,7 @@ class UpSettings(BrokerSettings):
         description="Directory for child logs, state and generated files (default: new temp dir).",
     )
     up_services: str = Field(
-        default="collector,processor,alerter",
+        default="collector,processor,alerter,console",
         description="Comma-separated services `blocwatch up` runs (subset for debugging).",
     )
     up_restart_initial_s: float = Field(
