@@ -471,6 +471,17 @@ def test_sharded_collector_is_a_statefulset_with_shard_settings(chart: helm_pyth
     assert claim["metadata"]["name"] == "data"
 
 
+def test_state_lives_on_kept_claims_by_default(chart: helm_python.Chart) -> None:
+    objects = render(chart)
+    claims = {c["metadata"]["name"]: c for c in of_kind(objects, "PersistentVolumeClaim")}
+    for service in ("collector", "alerter"):
+        spec = pod_spec(workload_of(objects, service))
+        (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
+        claim = claims[data["persistentVolumeClaim"]["claimName"]]
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(claims) == 2
+
+
 def test_config_files_are_mounted_where_the_settings_point(chart: helm_python.Chart) -> None:
     objects = render(chart)
     maps = {cm["metadata"]["name"]: cm for cm in of_kind(objects, "ConfigMap")}

@@ -9,6 +9,7 @@ and check that the chart renders whatever the copies hold, unchanged.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,20 @@ def test_default_config_files_are_the_shipped_ones(field: str, copy: Path) -> No
     if source is None or not source.is_file():
         pytest.skip(f"no settings field {field} with a shipped default file yet")
     assert copy.read_text() == source.read_text(), f"copy again: cp {source} {copy}"
+
+
+def test_pods_run_as_the_image_user() -> None:
+    dockerfile = REPO / "deploy" / "Dockerfile"
+    if not dockerfile.is_file():
+        pytest.skip("deploy/Dockerfile not there yet")
+    users = re.findall(r"^USER\s+(\d+)(?::(\d+))?\s*$", dockerfile.read_text(), re.MULTILINE)
+    assert users, "the Dockerfile should name a numeric USER (runAsNonRoot checks it)"
+    uid, gid = users[-1]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for context in (values["podSecurityContext"], values["securityContext"]):
+        assert context["runAsUser"] == int(uid)
+        if gid:
+            assert context["runAsGroup"] == int(gid)
 
 
 # --- rendering what the copies hold ------------------------------------------------------------
