@@ -10,7 +10,10 @@ the settings classes the CLI knows, so the chart follows the services as they gr
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +40,8 @@ SERVICES = ("collector", "processor", "alerter")
 # The ports agreed for the services; the settings classes' defaults win once they exist.
 AGREED_PORTS = {"collector": 9401, "processor": 9402, "alerter": 9403}
 COMMANDS = {"collector": "collect", "processor": "process", "alerter": "alert"}
-# 1.28: StatefulSet pods carry the apps.kubernetes.io/pod-index label the sharded collector reads.
-KUBE_VERSIONS = ("1.28.0", latest_version())
+# The chart's kubeVersion floor (Chart.yaml) and the newest schemas kubernetes-validate bundles.
+KUBE_VERSIONS = ("1.25.0", latest_version())
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 CUSTOM_KINDS = {"KafkaTopic", "ServiceMonitor", "PrometheusRule"}
 
@@ -55,15 +58,22 @@ def chart() -> Iterator[helm_python.Chart]:
         yield loaded
 
 
+_RENDERED: dict[tuple[int, str], list[Manifest]] = {}
+
+
 def render(chart: helm_python.Chart, values: dict[str, Any] | None = None) -> list[Manifest]:
-    """Every object the chart renders for `values` (NOTES.txt left out)."""
-    rendered = chart.render(values or {}, name="bw", namespace="news")
-    objects: list[Manifest] = []
-    for path, text in sorted(rendered.items()):
-        if path.endswith("NOTES.txt"):
-            continue
-        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
-    return objects
+    """Every object the chart renders for `values` (NOTES.txt left out); a fresh copy each call."""
+    key = (id(chart), json.dumps(values or {}, sort_keys=True))
+    if key not in _RENDERED:
+        rendered = chart.render(values or {}, name="bw", namespace="news")
+        _RENDERED[key] = [
+            doc
+            for path, text in sorted(rendered.items())
+            if not path.endswith("NOTES.txt")
+            for doc in yaml.safe_load_all(text)
+            if doc
+        ]
+    return copy.deepcopy(_RENDERED[key])
 
 
 def ci_values(path: Path) -> dict[str, Any]:
@@ -458,17 +468,70 @@ def test_unsharded_collector_is_one_recreated_deployment(chart: helm_python.Char
     assert collector["spec"]["strategy"] == {"type": "Recreate"}
 
 
-def test_sharded_collector_is_a_statefulset_with_shard_settings(chart: helm_python.Chart) -> None:
-    collector = workload_of(
-        render(chart, ci_values(CHART / "ci" / "full-values.yaml")), "collector"
-    )
+def shards_of(objects: list[Manifest]) -> dict[str, str]:
+    (shards,) = [
+        cm for cm in of_kind(objects, "ConfigMap") if cm["metadata"]["name"].endswith("-shards")
+    ]
+    data: dict[str, str] = shards["data"]
+    return data
+
+
+def test_sharded_collector_deals_every_enabled_feed_once(chart: helm_python.Chart) -> None:
+    objects = render(chart, ci_values(CHART / "ci" / "full-values.yaml"))
+    collector = workload_of(objects, "collector")
     assert collector["kind"] == "StatefulSet"
-    env = env_of(pod_spec(collector)["containers"][0])
-    assert env["BLOCWATCH_COLLECTOR_SHARD_COUNT"]["value"] == str(collector["spec"]["replicas"])
-    index = env["BLOCWATCH_COLLECTOR_SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
-    assert index == "metadata.labels['apps.kubernetes.io/pod-index']"
+    shards = shards_of(objects)
+    assert sorted(shards) == [f"feeds-{i}.yaml" for i in range(collector["spec"]["replicas"])]
+    source = yaml.safe_load((CHART / "files" / "config" / "feeds.yaml").read_text())
+    enabled = sorted(f["name"] for f in source["feeds"] if f.get("enabled", True) is not False)
+    dealt: list[str] = []
+    for text in shards.values():
+        shard = yaml.safe_load(text)
+        assert shard["feeds"], "every shard polls at least one feed"
+        assert shard["defaults"] == source.get("defaults", {})
+        dealt.extend(feed["name"] for feed in shard["feeds"])
+    assert sorted(dealt) == enabled
     (claim,) = collector["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "data"
+
+
+def test_each_collector_shard_parses_as_a_feeds_file(chart: helm_python.Chart) -> None:
+    feeds = pytest.importorskip("blocwatch.collector.feeds")
+    objects = render(chart, ci_values(CHART / "ci" / "full-values.yaml"))
+    for key, text in shards_of(objects).items():
+        assert feeds.parse_feeds(text, key)
+
+
+def test_shard_init_container_copies_its_ordinals_file(
+    chart: helm_python.Chart, tmp_path: Path
+) -> None:
+    """Runs the rendered init script with sh, its absolute paths moved under tmp_path."""
+    objects = render(chart, ci_values(CHART / "ci" / "full-values.yaml"))
+    spec = pod_spec(workload_of(objects, "collector"))
+    (init,) = spec["initContainers"]
+    script = init["command"][2].replace("/etc/blocwatch", str(tmp_path))
+    for mount in init["volumeMounts"]:
+        (tmp_path / Path(mount["mountPath"]).relative_to("/etc/blocwatch")).mkdir(parents=True)
+    shards = shards_of(objects)
+    for key, text in shards.items():
+        (tmp_path / "shards" / key).write_text(text)
+    feeds_file = Path(env_of(spec["containers"][0])["BLOCWATCH_COLLECTOR_FEEDS_FILE"]["value"])
+    copied = tmp_path / feeds_file.relative_to("/etc/blocwatch")
+    env = {"PATH": "/usr/bin:/bin", "HOSTNAME": "bw-blocwatch-collector-2"}
+    subprocess.run([*init["command"][:2], script], env=env, check=True, timeout=30)
+    assert copied.read_text() == shards["feeds-2.yaml"]
+    # The init container writes into the emptyDir the collector then mounts read-only.
+    (config,) = [v for v in spec["volumes"] if v["name"] == "config"]
+    assert "emptyDir" in config
+
+
+def test_sharding_needs_enough_feeds_and_readable_feeds(chart: helm_python.Chart) -> None:
+    sharded: dict[str, Any] = {"collector": {"replicas": 500, "sharding": {"enabled": True}}}
+    with pytest.raises(helm_python.HelmRenderError, match="exceeds the enabled feeds"):
+        render(chart, sharded)
+    sharded["collector"].update(replicas=2, feeds={"existingConfigMap": "my-feeds"})
+    with pytest.raises(helm_python.HelmRenderError, match="cannot read"):
+        render(chart, sharded)
 
 
 def test_state_lives_on_kept_claims_by_default(chart: helm_python.Chart) -> None:

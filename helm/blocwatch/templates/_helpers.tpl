@@ -239,6 +239,10 @@ spec:
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   terminationGracePeriodSeconds: 30
+  {{- with .initContainers }}
+  initContainers:
+    {{- . | nindent 4 }}
+  {{- end }}
   containers:
     - name: {{ .component }}
       image: {{ include "blocwatch.image" . | quote }}
@@ -326,4 +330,70 @@ spec:
 
 {{- define "blocwatch.rulesContent" -}}
 {{- .Values.alerter.rules.content | default (.Files.Get "files/config/rules.yaml") }}
+{{- end }}
+
+{{/*
+The feeds file split into collector.replicas shard files ("feeds-<i>.yaml": content), as YAML.
+Enabled feeds are dealt round-robin in name order, so every shard gets at least one feed and the
+split only depends on the feed names; each shard file keeps the file's `defaults`.
+*/}}
+{{- define "blocwatch.feedShards" -}}
+{{- $doc := include "blocwatch.feedsContent" . | fromYaml }}
+{{- if hasKey $doc "Error" }}
+{{- fail (printf "the feeds file is not valid YAML: %s" $doc.Error) }}
+{{- end }}
+{{- $count := int .Values.collector.replicas }}
+{{- $byName := dict }}
+{{- range $feed := $doc.feeds | default list }}
+{{- if hasKey $byName (toString $feed.name) }}
+{{- fail (printf "the feeds file names feed %q twice" (toString $feed.name)) }}
+{{- end }}
+{{- if ne (toString $feed.enabled) "false" }}
+{{- $_ := set $byName (toString $feed.name) $feed }}
+{{- end }}
+{{- end }}
+{{- $names := keys $byName | sortAlpha }}
+{{- if lt (len $names) $count }}
+{{- fail (printf "collector.replicas (%d) exceeds the enabled feeds (%d): a shard would have no feed" $count (len $names)) }}
+{{- end }}
+{{- $shards := dict }}
+{{- range $position, $name := $names }}
+{{- $key := printf "feeds-%d.yaml" (mod $position $count) }}
+{{- $_ := set $shards $key (append (get $shards $key | default list) (get $byName $name)) }}
+{{- end }}
+{{- range $key, $feeds := $shards }}
+{{- $_ := set $shards $key (toYaml (dict "defaults" ($doc.defaults | default dict) "feeds" $feeds)) }}
+{{- end }}
+{{- toYaml $shards }}
+{{- end }}
+
+{{/*
+The init container of a sharded collector pod: copies feeds-<ordinal>.yaml (the ordinal is the
+suffix of the StatefulSet pod's hostname) to where BLOCWATCH_COLLECTOR_FEEDS_FILE points.
+*/}}
+{{- define "blocwatch.shardInit" -}}
+- name: feeds-shard
+  image: {{ include "blocwatch.image" . | quote }}
+  imagePullPolicy: {{ include "blocwatch.imagePullPolicy" . }}
+  command:
+    - sh
+    - -c
+    - |
+      set -eu
+      host="${HOSTNAME:-$(cat /etc/hostname)}"
+      cp "/etc/blocwatch/shards/feeds-${host##*-}.yaml" "{{ include "blocwatch.configDir" .root }}/feeds.yaml"
+  securityContext:
+    {{- toYaml .root.Values.securityContext | nindent 4 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      memory: 64Mi
+  volumeMounts:
+    - name: shards
+      mountPath: /etc/blocwatch/shards
+      readOnly: true
+    - name: config
+      mountPath: {{ include "blocwatch.configDir" .root }}
 {{- end }}
