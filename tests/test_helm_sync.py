@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,41 @@ def test_dashboards_config_map_has_the_sidecar_label(chart_copy: Path) -> None:
     assert config_map["metadata"]["annotations"]["grafana_folder"] == "News"
     assert set(config_map["data"]) == set(contents(dashboards_dir, "*.json"))
     assert json.loads(config_map["data"]["zz-test.json"]) == dashboard
+
+
+def test_chart_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
+    """The chart's rules, after Helm's YAML round trip, are still valid Prometheus rules."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    values = {"prometheusRule": {"enabled": True}}
+    rules = of_kind(CHART, values, "PrometheusRule")
+    if not rules:
+        pytest.skip("the chart has no rule files yet")
+    (rule,) = rules
+    rules_file = tmp_path / "chart-rules.yml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rules_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboards_fit_in_one_config_map() -> None:
+    values = {"grafanaDashboards": {"enabled": True}}
+    maps = [
+        obj
+        for obj in of_kind(CHART, values, "ConfigMap")
+        if obj["metadata"]["name"].endswith("-dashboards")
+    ]
+    if not maps:
+        pytest.skip("the chart has no dashboards yet")
+    (config_map,) = maps
+    size = sum(len(key) + len(text.encode()) for key, text in config_map["data"].items())
+    assert size < 1024 * 1024, "ConfigMaps hold at most 1 MiB: split the dashboards"
+    for text in config_map["data"].values():
+        assert json.loads(text)["title"]
