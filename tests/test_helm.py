@@ -251,6 +251,7 @@ def test_names_are_unique_per_kind(chart: helm_python.Chart, values: dict[str, A
         ({"kafka": {"bootstrapServers": "kafka"}}, "/kafka/bootstrapServers"),
         ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
         ({"kafka": {"sasl": {"mechanism": "GSSAPI"}}}, "/kafka/sasl/mechanism"),
+        ({"kafka": {"securityProtocol": "SASL_SSL"}}, "/kafka/sasl/mechanism"),
         ({"topics": {"partitions": 0}}, "/topics/partitions"),
         ({"topics": {"prefix": "prod/"}}, "/topics/prefix"),
         ({"collector": {"env": {"FEEDS": "x"}}}, "'FEEDS' does not match"),
@@ -267,6 +268,12 @@ def test_schema_rejects_wrong_values(
 ) -> None:
     with pytest.raises(helm_python.HelmValuesError, match=re.escape(complaint)):
         chart.render(values, name="bw", namespace="news")
+
+
+def test_extra_env_cannot_shadow_a_chart_setting(chart: helm_python.Chart) -> None:
+    shadow = {"processor": {"extraEnv": [{"name": "BLOCWATCH_LOG_LEVEL", "value": "DEBUG"}]}}
+    with pytest.raises(helm_python.HelmRenderError, match=r"override it in processor\.env"):
+        render(chart, shadow)
 
 
 def test_processor_cannot_scale_past_the_partitions(chart: helm_python.Chart) -> None:

@@ -167,6 +167,11 @@ service's `extraEnv` follow verbatim.
 {{- toYaml . | nindent 0 }}
 {{- end }}
 {{- with .service }}
+{{- range .extraEnv }}
+{{- if hasKey $plain .name }}
+{{- fail (printf "%s.extraEnv repeats %s, which the chart sets: override it in %s.env instead" $.component .name $.component) }}
+{{- end }}
+{{- end }}
 {{- with .extraEnv }}
 {{- toYaml . | nindent 0 }}
 {{- end }}
