@@ -210,3 +210,15 @@ def test_dashboards_fit_in_one_config_map() -> None:
     assert size < 1024 * 1024, "ConfigMaps hold at most 1 MiB: split the dashboards"
     for text in config_map["data"].values():
         assert json.loads(text)["title"]
+
+
+def test_packaged_chart_is_self_contained(tmp_path: Path) -> None:
+    """`helm package` output renders like the directory: every copied file travels with it."""
+    helm_python.disable_logging()
+    archive = helm_python.package(CHART, destination=tmp_path)
+    values = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
+    with helm_python.Chart.load(archive) as packaged, helm_python.Chart.load(CHART) as directory:
+        assert packaged.render(values, name="bw") == directory.render(values, name="bw")
+        names = {entry["name"] for entry in packaged.files}
+    assert not {name for name in names if name.startswith("ci/")}, "ci/ is not shipped"
+    assert {"files/config/feeds.yaml", "files/config/rules.yaml"} <= names
