@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,17 @@ def test_chart_copies_equal_deploy(source: Path, copy: Path, pattern: str) -> No
 
 
 def shipped_default(field: str) -> Path | None:
-    """The file a settings field points at by default (the file the service ships)."""
+    """The file a settings field falls back to: its default, or the settings module's
+    `DEFAULT_<NAME>` constant when the field defaults to None (e.g. DEFAULT_FEEDS_FILE)."""
     for cls in SETTINGS_CLASSES:
         info = cls.model_fields.get(field)
-        if info is not None:
-            default = info.get_default(call_default_factory=True)
-            return Path(default) if default else None
+        if info is None:
+            continue
+        default = info.get_default(call_default_factory=True)
+        if default is None:
+            constant = "DEFAULT_" + field.split("_", 1)[1].upper()
+            default = getattr(sys.modules[cls.__module__], constant, None)
+        return Path(default) if default else None
     return None
 
 
