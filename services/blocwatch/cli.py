@@ -13,19 +13,38 @@ from collections.abc import Callable, Sequence
 from pydantic_settings import BaseSettings
 
 from blocwatch import __version__
+from blocwatch.alerter import commands as alerter_commands
+from blocwatch.alerter.settings import AlerterSettings
+from blocwatch.collector import commands as collector_commands
+from blocwatch.collector.settings import CollectorSettings
 from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
 from blocwatch.core.settings import BrokerSettings, KafkaSettings, settings_rows
+from blocwatch.processor import commands as processor_commands
+from blocwatch.processor.settings import ProcessorSettings
+from blocwatch.processor.tagging import commands as tagging_commands
 
 __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: tuple[Register, ...] = (core_commands.register,)
+REGISTRARS: tuple[Register, ...] = (
+    core_commands.register,
+    collector_commands.register,
+    tagging_commands.register,
+    alerter_commands.register,
+    processor_commands.register,
+)
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
-SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (KafkaSettings, BrokerSettings)
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    KafkaSettings,
+    BrokerSettings,
+    CollectorSettings,
+    AlerterSettings,
+    ProcessorSettings,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

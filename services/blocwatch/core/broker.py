@@ -57,6 +57,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # TIME_WAIT leftovers of a broker just stopped on this port must not count as "in use"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

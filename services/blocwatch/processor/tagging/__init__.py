@@ -3,29 +3,43 @@
 Interface used by the stream processor (keep it stable):
     tag_text(title, summary="") -> Tagging
     TAGGER_VERSION
+
+The dictionaries (data/*.yaml) are read and compiled on first use and kept for the life of the
+process; after that, tagging touches no file, clock or network.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from functools import cache
 
-from blocwatch.core.models import Actor, Dyad, Tag
+from blocwatch.processor.tagging.tagger import FieldName, Tagger, Tagging, load_tagger
 
-__all__ = ["TAGGER_VERSION", "Tagging", "tag_text"]
+__all__ = [
+    "TAGGER_VERSION",
+    "FieldName",
+    "Tagger",
+    "Tagging",
+    "default_tagger",
+    "tag_fields",
+    "tag_text",
+]
 
-TAGGER_VERSION = "0.0.0"
+# Bump on any change to rules or dictionaries: consumers see it on every TaggedItem.
+TAGGER_VERSION = "1.0.0"
 
 
-@dataclass(frozen=True)
-class Tagging:
-    """What the tagger found in one item."""
+@cache
+def default_tagger() -> Tagger:
+    """The packaged rules and dictionaries, compiled once."""
+    return load_tagger(TAGGER_VERSION)
 
-    tags: list[Tag] = field(default_factory=list)
-    actors: list[Actor] = field(default_factory=list)
-    dyads: list[Dyad] = field(default_factory=list)
-    regions: list[str] = field(default_factory=list)
+
+def tag_fields(fields: Sequence[tuple[FieldName, str]]) -> Tagging:
+    """Tag named text fields; evidence spans point into the field they came from."""
+    return default_tagger().tag(fields)
 
 
 def tag_text(title: str, summary: str = "") -> Tagging:
-    """Interface placeholder until the tagger lands (issue 4): tags nothing."""
-    return Tagging()
+    """Tag one news item from its title and summary."""
+    return default_tagger().tag([("title", title), ("summary", summary)])

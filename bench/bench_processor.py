@@ -1,0 +1,207 @@
+"""Processor stage throughput vs a bare faust passthrough agent, same broker, same N messages.
+
+Both run as subprocesses on one embedded broker, one at a time in ABBA order (passthrough,
+processor, processor, passthrough), each on its own topic prefix holding the same N pre-loaded
+NewsItems (~400 bytes). Throughput is N divided by the span between
+the first and the last output record's timestamp, so worker start-up is not counted. Goal: the
+processor (decode, tag, cluster, route, await acks, then commit) reaches ≥ 0.8 of the passthrough
+(`async for value in stream: await topic.send(value=value)`). The machine is shared, so each side
+is also reported per CPU-second of its worker process, which a busy neighbour disturbs far less.
+
+`python -m bench.bench_processor [N]`; `python -m bench` runs it with the default N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from blocwatch.core.broker import EmbeddedBroker, free_port
+from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
+from blocwatch.core.models import NewsItem
+from blocwatch.core.settings import KafkaSettings
+
+__all__ = ["main"]
+
+DEFAULT_N = 10_000
+ORDER = ("passthrough", "processor", "processor", "passthrough")
+GOAL = 0.8
+REPO = Path(__file__).resolve().parents[1]
+HEADLINES = [
+    "North Korea fires ballistic missile into the sea off its east coast, Seoul says",
+    "Russia and North Korea sign mutual defence pact during summit in Pyongyang",
+    "EU foreign ministers agree new sanctions package over drone supplies",
+    "Foreign ministers meet in Geneva to discuss humanitarian corridor",
+    "China holds live-fire drills in the Taiwan Strait after presidential transit",
+    "Philippines and Japan sign reciprocal access agreement for joint exercises",
+]
+
+
+def _items(n: int) -> list[tuple[bytes, bytes]]:
+    now = datetime.now(UTC)
+    records = []
+    for i in range(n):
+        headline = HEADLINES[i % len(HEADLINES)]
+        item = NewsItem(
+            id=f"bench-{i}",
+            url=f"https://example.org/world/{i}",
+            title=f"{headline} ({i})",
+            summary=f"{headline}. Officials gave details on day {i % 97} of the developments.",
+            source=f"Outlet {i % 13}",
+            feed=f"feed-{i % 13}",
+            fetched_at=now,
+        )
+        records.append((item.id.encode(), item.model_dump_json().encode()))
+    return records
+
+
+async def _load(settings: KafkaSettings, records: list[tuple[bytes, bytes]]) -> None:
+    await ensure_topics(settings)
+    producer = make_producer(settings, "bench", linger_ms=20)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(settings.topics.news_raw, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc), to normalise away a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _observe(settings: KafkaSettings, topic: str, n: int, pid: int) -> tuple[float, float]:
+    """(wall msg/s, msg per worker CPU-second) over the outputs, once N distinct ones arrived.
+
+    Wall: N over the span between the first and last output's producer timestamp (start-up is
+    not counted). CPU: outputs after the first poll that saw any, over the worker's CPU time
+    between that poll and the last.
+    """
+    consumer = make_consumer(settings, "bench-reader", topic, group_id=None)
+    await consumer.start()
+    keys: set[bytes] = set()
+    first, last = float("inf"), 0.0
+    cpu_start, seen_at_start = 0.0, 0
+    deadline = time.monotonic() + 60 + n / 100
+    try:
+        while len(keys) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: {len(keys)} of {n} outputs in time")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                if not keys:
+                    cpu_start, seen_at_start = _cpu_seconds(pid), len(records)
+                for record in records:
+                    keys.add(record.key or b"")
+                    first = min(first, record.timestamp / 1000)
+                    last = max(last, record.timestamp / 1000)
+        cpu = _cpu_seconds(pid) - cpu_start
+    finally:
+        await consumer.stop()
+    return n / max(last - first, 1e-3), (n - seen_at_start) / max(cpu, 1e-3)
+
+
+def _spawn(command: list[str], settings: KafkaSettings, data: Path, log: Path) -> Any:
+    env = {
+        **os.environ,
+        "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "BLOCWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "BLOCWATCH_PROCESSOR_DATA_DIR": str(data),
+        "BLOCWATCH_PROCESSOR_METRICS_PORT": str(free_port()),
+        "BLOCWATCH_LOG_LEVEL": "WARNING",
+    }
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+async def _measure(
+    name: str, command: list[str], settings: KafkaSettings, n: int, tmp: Path
+) -> tuple[float, float]:
+    worker = _spawn(command, settings, tmp / f"{name}-data", tmp / f"{name}.log")
+    try:
+        return await _observe(settings, settings.topics.news_tagged, n, worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+async def _bench(n: int) -> dict[str, list[float]]:
+    records = _items(n)
+    blocwatch = str(Path(sys.executable).with_name("blocwatch"))
+    commands = {
+        "passthrough": [sys.executable, "-m", "bench.bench_processor", "passthrough"],
+        "processor": [blocwatch, "process"],
+    }
+    results: dict[str, list[float]] = {}
+    for name in commands:
+        results[name], results[f"{name} per CPU-s"] = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
+        async with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
+            base = KafkaSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
+            # ABBA order: a machine shared with other work drifts; alternating cancels the drift
+            for run, name in enumerate(ORDER):
+                settings = base.model_copy(update={"topic_prefix": f"{name}{run}."})
+                await _load(settings, records)
+                wall, per_cpu = await _measure(
+                    f"{name}{run}", commands[name], settings, n, Path(tmp)
+                )
+                results[name].append(wall)
+                results[f"{name} per CPU-s"].append(per_cpu)
+    return results
+
+
+def _run_passthrough() -> int:
+    """The baseline worker: same faust options, consume → topic.send, nothing else."""
+    import faust
+
+    from blocwatch.core.settings import load_settings
+    from blocwatch.processor.app import faust_config
+    from blocwatch.processor.settings import ProcessorSettings
+
+    settings = load_settings(ProcessorSettings)
+    app = faust.App(f"{settings.app_id}-passthrough", **faust_config(settings))
+    source = app.topic(settings.topics.news_raw, key_serializer="raw", value_serializer="raw")
+    sink = app.topic(settings.topics.news_tagged, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source)
+    async def passthrough(stream: Any) -> None:
+        async for key, value in stream.items():
+            await sink.send(key=key, value=value)
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # as in run_worker: keeps the root logger at WARNING
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exited:
+        return int(exited.code or 0)
+    return 0
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else DEFAULT_N
+    results = asyncio.run(_bench(n))
+    mean = {name: statistics.mean(rates) for name, rates in results.items()}
+    print(f"processor stage vs bare faust passthrough, N={n} messages, embedded broker")
+    for name, rates in results.items():
+        runs = ", ".join(f"{r:.0f}" for r in rates)
+        print(f"  {name:<24} {mean[name]:>8.0f} msg/s  (runs: {runs})")
+    for what, suffix in (("wall clock", ""), ("per worker CPU-second", " per CPU-s")):
+        ratio = mean[f"processor{suffix}"] / mean[f"passthrough{suffix}"]
+        verdict = "meets" if ratio >= GOAL else "below"
+        print(f"  ratio, {what:<22} {ratio:>5.2f}  ({verdict} goal ≥ {GOAL})")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["passthrough"]:
+        sys.exit(_run_passthrough())
+    main()

@@ -1,0 +1,1 @@
+"""The alerter: rules over tagged events, notifications and the `alerts` topic."""

@@ -1,0 +1,1 @@
+"""The feed collector: polls RSS/Atom feeds, publishes NewsItems to `news.raw`."""

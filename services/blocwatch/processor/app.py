@@ -1,0 +1,248 @@
+"""The faust-streaming worker of `blocwatch process`: news.raw in; news.tagged, events.*, DLQ out.
+
+Delivery is at-least-once. Events are consumed without auto-ack; each event's outputs are sent
+at once, and a second task acks events in order only after awaiting every one of their send
+futures, so a committed offset always means its outputs are in Kafka (faust also flushes the
+producer before it commits). A worker that dies leaves the offsets after its last commit to
+another worker of the group, which reprocesses them (duplicates possible, keyed by item id;
+nothing lost).
+
+Story state lives in a faust GlobalTable (one changelog partition, every worker reads all of it),
+because near-duplicates of one story arrive with different item ids on different partitions and
+so at different workers. The table's changelog restores it after a restart or rebalance; the
+in-memory LSH index is rebuilt from the changelog events as they are read back.
+
+The faust `App` is built here from the settings the CLI made (there is no module-level app: its
+id, topic names and options all depend on those settings). faust's web server is off; the core
+OpsServer serves /metrics, /healthz and /readyz (ready = news.raw partitions assigned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.exceptions import ConsumerNotStarted
+from mode import Service
+from prometheus_client import CollectorRegistry
+
+from blocwatch.core.kafka import faust_options
+from blocwatch.core.metrics import OpsServer, new_registry
+from blocwatch.processor.metrics import ProcessorMetrics
+from blocwatch.processor.processing import Outcome, Output, Source, TagFunction, process_record
+from blocwatch.processor.settings import ProcessorSettings
+from blocwatch.processor.stories import StoryConfig, StoryIndex
+from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
+
+__all__ = ["STORY_TABLE", "OpsService", "Processor", "faust_config", "run_worker"]
+
+STORY_TABLE = "stories"
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+Inflight = tuple[Any, Outcome, list[Awaitable[Any]]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def faust_config(settings: ProcessorSettings) -> dict[str, Any]:
+    """faust.App options: the shared Kafka options plus the processor's own."""
+    options = faust_options(settings)
+    options.update(
+        autodiscover=False,
+        web_enabled=False,  # the OpsServer serves metrics and health instead
+        datadir=str(settings.processor_data_dir),
+        store="memory://",  # the changelog topic is the durable copy
+        # exactly_once needs transactions, which the embedded broker refuses
+        processing_guarantee="exactly_once" if settings.processor_exactly_once else "at_least_once",
+        broker_session_timeout=settings.processor_session_timeout_seconds,
+        broker_rebalance_timeout=settings.processor_rebalance_timeout_seconds,
+        broker_heartbeat_interval=settings.processor_heartbeat_interval_seconds,
+        consumer_auto_offset_reset=settings.processor_auto_offset_reset,
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
+    )
+    return options
+
+
+def _raw(app: faust.App, name: str) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")  # fmt: skip
+
+
+class Processor:
+    """One worker: the faust app, its agent, the story table and the metrics."""
+
+    def __init__(
+        self,
+        settings: ProcessorSettings,
+        registry: CollectorRegistry,
+        *,
+        tag: TagFunction = tag_text,
+        tagger_version: str = TAGGER_VERSION,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.metrics = ProcessorMetrics(registry)
+        self.tag = tag
+        self.tagger_version = tagger_version
+        self.clock = clock
+        self.app = faust.App(settings.app_id, **faust_config(settings))
+        self.table = self.app.GlobalTable(
+            STORY_TABLE,
+            default=None,
+            # the documented way to run a GlobalTable with several workers (see its docstring)
+            partitions=1,
+            recovery_buffer_size=1,
+            use_partitioner=True,  # writes go by key, not by the partition of the current event
+            on_changelog_event=self._on_story_event,
+            help="story_id → story record (signature, first report, sources)",
+        )
+        config = StoryConfig(
+            horizon_seconds=settings.processor_story_horizon_seconds,
+            similarity=settings.processor_story_similarity,
+            max_stories=settings.processor_story_max_stories,
+        )
+        self.stories = StoryIndex(config, records=self.table)
+        self.source_topic = _raw(self.app, self.topics.news_raw)
+        self.outputs: dict[str, Any] = {}
+        self.app.agent(self.source_topic, name="process")(self._agent)
+        self.metrics.assigned_partitions.set_function(lambda: len(self._assigned()))
+        self.metrics.stories_live.set_function(lambda: len(self.stories))
+
+    async def _send(self, output: Output) -> Awaitable[Any]:
+        """Start one send; returns the future that resolves when Kafka acknowledges it."""
+        if self.settings.processor_exactly_once:  # faust routes it through the transaction
+            topic = self.outputs.get(output.topic)
+            if topic is None:
+                topic = self.outputs[output.topic] = _raw(self.app, output.topic)
+            future: Awaitable[Any] = await topic.send(key=output.key, value=output.value)
+            return future
+        # at-least-once: faust's producer directly, without the per-message topic machinery
+        return await self.app.producer.send(
+            output.topic, output.key, output.value, None, None, None
+        )
+
+    async def _on_story_event(self, event: Any) -> None:
+        # Changelog records read back (recovery, or another worker's writes) feed the LSH index.
+        self.stories.load(str(event.key), event.value)
+
+    def _assigned(self) -> list[Any]:
+        try:
+            assignment = self.app.consumer.assignment()
+        except ConsumerNotStarted:  # /readyz and /metrics answer while the worker boots
+            return []
+        return [tp for tp in assignment if tp.topic == self.topics.news_raw]
+
+    def ready(self) -> bool:
+        """Ready when this worker owns news.raw partitions and is not mid-rebalance."""
+        return bool(self._assigned()) and not self.app.rebalancing
+
+    async def _agent(self, stream: Any) -> None:
+        """Process events as they come; a second task acks them in order once Kafka has outputs.
+
+        Pipelining hides the produce round trip; the bounded queue is the backpressure (at most
+        `processor_max_inflight` events processed but not yet acknowledged).
+        """
+        manual = stream.noack()
+        inflight: asyncio.Queue[Inflight] = asyncio.Queue(self.settings.processor_max_inflight)
+        acker = asyncio.create_task(self._ack_in_order(inflight, manual))
+        try:
+            async for event in manual.events():
+                outcome = self.process(event)
+                futures = [await self._send(output) for output in outcome.outputs]
+                await inflight.put((event, outcome, futures))
+        finally:
+            acker.cancel()
+
+    def process(self, event: Any) -> Outcome:
+        message = event.message
+        return process_record(
+            event.value,
+            Source(message.topic, message.partition, message.offset, message.key),
+            topics=self.topics,
+            stories=self.stories,
+            tag=self.tag,
+            tagger_version=self.tagger_version,
+            now=self.clock(),
+        )
+
+    async def _ack_in_order(self, inflight: asyncio.Queue[Inflight], stream: Any) -> None:
+        while True:
+            # Take everything queued at once: one wait for the lot, not a wake-up per event.
+            batch = [await inflight.get()]
+            while not inflight.empty():
+                batch.append(inflight.get_nowait())
+            try:
+                await asyncio.gather(*(f for _, _, futures in batch for f in futures))
+            # A lost delivery must not be acked, and a stuck acker would stall every commit:
+            # crash the worker so its partitions (from the last commit) move to another.
+            except Exception as exc:
+                log.error("output not delivered, stopping the worker: %r", exc)
+                await self.app.crash(exc)
+                return
+            acknowledged = time.monotonic()
+            for event, outcome, _ in batch:
+                self.metrics.record(outcome)
+                received = event.message.time_in
+                if received is not None:
+                    self.metrics.latency.observe(max(0.0, acknowledged - received))
+                await stream.ack(event)
+
+
+class OpsService(Service):
+    """Runs the OpsServer inside the faust worker's event loop and lifecycle."""
+
+    def __init__(self, ops: OpsServer, **kwargs: Any) -> None:
+        self.ops = ops
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.ops.start()
+
+    async def on_stop(self) -> None:
+        await self.ops.stop()
+
+
+def run_worker(
+    settings: ProcessorSettings,
+    *,
+    tag: TagFunction = tag_text,
+    tagger_version: str = TAGGER_VERSION,
+) -> int:
+    """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
+    registry = new_registry("processor")
+    processor = Processor(settings, registry, tag=tag, tagger_version=tagger_version)
+    ops = OpsServer(registry, settings.metrics_host, settings.metrics_port, ready=processor.ready)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = faust.Worker(
+        processor.app,
+        OpsService(ops),
+        loop=loop,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    # faust's progress spinner sets the root logger to DEBUG when the level is WARNING or above,
+    # which builds a log record for every message sent; we never show the spinner anyway.
+    worker.spinner = None
+    log.info(
+        "processor %s: %s → %s, metrics on %s",
+        settings.app_id,
+        settings.topics.news_raw,
+        settings.topics.news_tagged,
+        ops.url,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exited:  # mode's worker always leaves through SystemExit
+        return int(exited.code or 0)
+    return 0

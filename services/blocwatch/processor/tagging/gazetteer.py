@@ -1,0 +1,178 @@
+"""Names of actors and places, found in text with one compiled trie regex.
+
+Actors are states (ISO 3166 alpha-3), blocs and organisations; each has a name, other names,
+demonyms, capitals used as metonyms ("Pyongyang said") and current leaders ("Putin said"), all
+from `data/actors.yaml`. Places belong to regions (`data/regions.yaml`). Matching is
+case-sensitive: news capitalises names, and that keeps "us", "polish" and "chad" out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ActorEntry",
+    "ActorsFile",
+    "Gazetteer",
+    "Mention",
+    "RegionSpec",
+    "RegionsFile",
+    "trie_pattern",
+]
+
+ActorKind = Literal["state", "bloc", "organisation"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActorEntry(_Strict):
+    name: str = Field(min_length=1)
+    names: list[str] = Field(default_factory=list)
+    demonyms: list[str] = Field(default_factory=list)
+    capitals: list[str] = Field(default_factory=list)
+    leaders: list[str] = Field(default_factory=list)
+
+    def forms(self) -> list[str]:
+        return [self.name, *self.names, *self.demonyms, *self.capitals, *self.leaders]
+
+
+class ActorsFile(_Strict):
+    states: dict[str, ActorEntry]
+    blocs: dict[str, ActorEntry] = Field(default_factory=dict)
+    organisations: dict[str, ActorEntry] = Field(default_factory=dict)
+
+
+class RegionSpec(_Strict):
+    places: list[str] = Field(default_factory=list)
+    actors_any: list[str] = Field(default_factory=list)
+    actors_all: list[list[str]] = Field(default_factory=list)
+
+
+class RegionsFile(_Strict):
+    regions: dict[str, RegionSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One actor named in a text: which actor, where, and by which words."""
+
+    code: str
+    kind: ActorKind
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    actor: tuple[str, ActorKind] | None
+    regions: tuple[str, ...]
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """A regex alternation of literal words, factored as a trie.
+
+    One big `a|b|c` alternation tries every word at every position; the trie tries one branch per
+    first character, which is what keeps name lookup cheap on long dictionaries. Longer words win.
+    """
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_regex(trie)
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_regex(node: _Trie) -> str:
+    ends = "" in node
+    branches = [
+        re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char
+    ]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if ends:
+        return f"(?:{body})?" if len(branches) == 1 else body + "?"
+    return body
+
+
+class Gazetteer:
+    """Finds actor mentions and region places in one regex pass over the original text."""
+
+    def __init__(self, actors: ActorsFile, regions: RegionsFile) -> None:
+        targets: dict[str, tuple[tuple[str, ActorKind] | None, set[str]]] = {}
+        self.names: dict[str, tuple[str, ActorKind]] = {}
+        kinds: tuple[tuple[ActorKind, dict[str, ActorEntry]], ...] = (
+            ("state", actors.states),
+            ("bloc", actors.blocs),
+            ("organisation", actors.organisations),
+        )
+        for kind, entries in kinds:
+            for code, entry in entries.items():
+                self.names[code] = (entry.name, kind)
+                for form in entry.forms():
+                    previous = targets.get(form)
+                    if previous is not None and previous[0] is not None:
+                        raise ValueError(
+                            f"actors.yaml: {form!r} is listed for both {previous[0][0]} and {code}"
+                        )
+                    targets[form] = ((code, kind), previous[1] if previous else set())
+        self.region_actors_any: dict[str, list[str]] = {}
+        self.region_actors_all: list[tuple[str, frozenset[str]]] = []
+        self.region_names = list(regions.regions)
+        for region, spec in regions.regions.items():
+            for place in spec.places:
+                actor, places = targets.get(place, (None, set()))
+                places.add(region)
+                targets[place] = (actor, places)
+            for code in spec.actors_any:
+                self.region_actors_any.setdefault(code, []).append(region)
+            for group in spec.actors_all:
+                self.region_actors_all.append((region, frozenset(group)))
+        unknown = {
+            code
+            for spec in regions.regions.values()
+            for code in [*spec.actors_any, *(c for group in spec.actors_all for c in group)]
+            if code not in self.names
+        }
+        if unknown:
+            raise ValueError(f"regions.yaml: unknown actor codes {sorted(unknown)}")
+        self._targets = {
+            form: _Target(actor, tuple(sorted(places))) for form, (actor, places) in targets.items()
+        }
+        # No look-behind at the start: then the regex engine skips every character that cannot
+        # begin a name (most of a text) before trying the trie; the start is checked in `scan`.
+        # The end is checked here: "U.S." ends in a dot, so \b would not close it.
+        self._regex = re.compile(trie_pattern(self._targets) + r"(?![\w])")
+
+    def scan(self, text: str) -> tuple[list[Mention], set[str]]:
+        """Actor mentions in order, and the regions whose places the text names."""
+        mentions: list[Mention] = []
+        regions: set[str] = set()
+        for match in self._regex.finditer(text):
+            start = match.start()
+            if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                continue  # inside a word: "Iran" in "Tehrani"
+            target = self._targets[match.group()]
+            if target.actor is not None:
+                code, kind = target.actor
+                mentions.append(Mention(code, kind, match.start(), match.end()))
+            regions.update(target.regions)
+        return mentions, regions
+
+    def regions_of(self, codes: Sequence[str]) -> set[str]:
+        """Regions implied by the actors an item names."""
+        present = set(codes)
+        found = {region for code in present for region in self.region_actors_any.get(code, ())}
+        found.update(region for region, group in self.region_actors_all if group <= present)
+        return found
