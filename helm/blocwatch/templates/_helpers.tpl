@@ -90,7 +90,7 @@ YAML list. Partitions and configs are the same for all topics, as in `blocwatch 
 */}}
 {{- define "blocwatch.topicNames" -}}
 {{- $prefix := .Values.topics.prefix }}
-{{- range list "news.raw" "news.tagged" "events.alliance" "events.escalation" "alerts" "news.raw.dlq" "news.tagged.dlq" "alerts.dlq" }}
+{{- range list "news.raw" "news.tagged" "events.alliance" "events.escalation" "alerts" "alerts.actions" "news.raw.dlq" "news.tagged.dlq" "alerts.dlq" }}
 - {{ printf "%s%s" $prefix . | quote }}
 {{- end }}
 {{- end }}
