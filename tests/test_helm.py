@@ -38,8 +38,13 @@ CHART = REPO / "helm" / "blocwatch"
 CI_VALUES = sorted(CHART.glob("ci/*-values.yaml"))
 SERVICES = ("collector", "processor", "alerter")
 # The ports agreed for the services; the settings classes' defaults win once they exist.
-AGREED_PORTS = {"collector": 9401, "processor": 9402, "alerter": 9403}
-COMMANDS = {"collector": "collect", "processor": "process", "alerter": "alert"}
+AGREED_PORTS = {"collector": 9401, "processor": 9402, "alerter": 9403, "console": 9404}
+COMMANDS = {
+    "collector": "collect",
+    "processor": "process",
+    "alerter": "alert",
+    "console": "console",
+}
 # The chart's kubeVersion floor (Chart.yaml) and the newest schemas kubernetes-validate bundles.
 KUBE_VERSIONS = ("1.25.0", latest_version())
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
@@ -261,6 +266,8 @@ def test_names_are_unique_per_kind(chart: helm_python.Chart, values: dict[str, A
         ({"logLevel": "verbose"}, "/logLevel"),
         ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
         ({"strimzi": {"clusterName": "My_Cluster"}}, "/strimzi/clusterName"),
+        ({"console": {"auth": {"mode": "basic"}}}, "/console/auth/existingSecret"),
+        ({"console": {"auth": {"mode": "oauth"}}}, "/console/auth/mode"),
     ],
 )
 def test_schema_rejects_wrong_values(
@@ -364,6 +371,7 @@ def test_secrets_are_references_never_values(chart: helm_python.Chart) -> None:
         "BLOCWATCH_ALERTER_WEBHOOK_URLS": "blocwatch-receivers",
         "BLOCWATCH_ALERTER_WEBHOOK_SECRET": "blocwatch-receivers",
         "BLOCWATCH_ALERTER_APPRISE_URLS": "blocwatch-receivers",
+        "BLOCWATCH_CONSOLE_PASSWORD": "blocwatch-console",
     }
     seen = set()
     for name, container in containers(objects):
@@ -412,7 +420,17 @@ def test_workloads_run_their_command_on_their_port(
         port = metrics_port_of(name)
         assert container["command"] == ["blocwatch"]
         assert container["args"] == [COMMANDS[name]]
-        assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        assert container["ports"][0] == {
+            "name": "metrics",
+            "containerPort": port,
+            "protocol": "TCP",
+        }
+        if name == "console":  # the web page has its own port
+            (web,) = container["ports"][1:]
+            assert str(web["containerPort"]) == env_of(container)["BLOCWATCH_CONSOLE_PORT"]["value"]
+            assert web["name"] == "http"
+        else:
+            assert len(container["ports"]) == 1
         env = env_of(container)
         assert env[f"BLOCWATCH_{name.upper()}_METRICS_PORT"]["value"] == str(port)
         assert env["BLOCWATCH_METRICS_HOST"]["value"] == "0.0.0.0"
@@ -620,7 +638,7 @@ def test_service_monitor_selects_every_metrics_service(chart: helm_python.Chart)
         for svc in of_kind(objects, "Service")
         if selector.items() <= svc["metadata"]["labels"].items()
     ]
-    assert {component(svc) for svc in selected} == set(SERVICES)
+    assert {component(svc) for svc in selected} == {*SERVICES, "console"}
     assert all(svc["spec"]["ports"][0]["name"] == "metrics" for svc in selected)
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
@@ -628,7 +646,7 @@ def test_service_monitor_selects_every_metrics_service(chart: helm_python.Chart)
 def test_network_policies_allow_only_dns_kafka_and_the_web(chart: helm_python.Chart) -> None:
     objects = render(chart, ci_values(CHART / "ci" / "full-values.yaml"))
     policies = {component(p): p for p in of_kind(objects, "NetworkPolicy")}
-    assert set(policies) == set(SERVICES)
+    assert set(policies) == {*SERVICES, "console"}
     for name, policy in policies.items():
         egress_ports = {
             (port["port"], port["protocol"])
@@ -641,8 +659,12 @@ def test_network_policies_allow_only_dns_kafka_and_the_web(chart: helm_python.Ch
             (web,) = [r for r in policy["spec"]["egress"] if "ipBlock" in r.get("to", [{}])[0]]
             assert "10.0.0.0/8" in web["to"][0]["ipBlock"]["except"]
         assert egress_ports == expected, name
-        (ingress,) = policy["spec"]["ingress"]
-        assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+        ingress_ports = [rule["ports"] for rule in policy["spec"]["ingress"]]
+        expected_in = [[{"port": "metrics", "protocol": "TCP"}]]
+        if name == "console":  # and its web page, from the ingress controller only
+            expected_in.append([{"port": "http", "protocol": "TCP"}])
+            assert policy["spec"]["ingress"][1]["from"][0]["namespaceSelector"]
+        assert ingress_ports == expected_in, name
 
 
 def test_pod_disruption_budgets_select_their_pods(chart: helm_python.Chart) -> None:

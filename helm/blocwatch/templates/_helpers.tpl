@@ -260,6 +260,9 @@ spec:
         - name: metrics
           containerPort: {{ $service.metricsPort }}
           protocol: TCP
+        {{- with .extraPorts }}
+        {{- . | nindent 8 }}
+        {{- end }}
       env:
         {{- include "blocwatch.envList" . | trim | nindent 8 }}
       livenessProbe:
@@ -324,7 +327,9 @@ spec:
 {{- $env := include "blocwatch.kafkaEnv" .root | fromYaml }}
 {{- $_ := set $env "BLOCWATCH_METRICS_HOST" "0.0.0.0" }}
 {{- $_ := set $env (printf "BLOCWATCH_%s_METRICS_PORT" (upper .component)) (toString (int64 .service.metricsPort)) }}
+{{- if has .component (list "collector" "processor" "alerter") }}
 {{- $_ := set $env (printf "BLOCWATCH_%s_DATA_DIR" (upper .component)) (include "blocwatch.dataDir" .root) }}
+{{- end }}
 {{- toYaml $env }}
 {{- end }}
 
