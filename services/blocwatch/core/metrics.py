@@ -36,6 +36,19 @@ def new_registry(service: str) -> CollectorRegistry:
     return registry
 
 
+def _expose_readiness(registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+    """`blocwatch_ready` mirrors /readyz so Prometheus can graph and alert on readiness."""
+    try:
+        gauge = Gauge(
+            "blocwatch_ready",
+            "1 when /readyz answers 200: Kafka connected and, for consumers, partitions assigned.",
+            registry=registry,
+        )
+    except ValueError:  # a second OpsServer on the same registry: the first one's gauge stays
+        return
+    gauge.set_function(lambda: 1.0 if ready() else 0.0)
+
+
 class OpsServer:
     """aiohttp server for /metrics, /healthz (process alive) and /readyz (ready() is true)."""
 
@@ -51,6 +64,7 @@ class OpsServer:
         self.port = port
         self.ready = ready
         self._runner: web.AppRunner | None = None
+        _expose_readiness(registry, lambda: self.ready())
 
     def _app(self) -> web.Application:
         app = web.Application()
