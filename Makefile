@@ -46,9 +46,9 @@ test: lint typecheck pytest
 schemas: install
 	$(BIN)/blocwatch schemas write
 
-# Until `blocwatch up` lands this runs the broker with every topic created.
+# The whole pipeline on the embedded broker with the bundled demo news (no internet needed).
 up: install
-	$(BIN)/blocwatch broker --create-topics
+	$(BIN)/blocwatch up --demo
 
 bench: install
 	$(BIN)/python -m bench

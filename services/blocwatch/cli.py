@@ -26,6 +26,8 @@ from blocwatch.core.settings import BrokerSettings, KafkaSettings, settings_rows
 from blocwatch.processor import commands as processor_commands
 from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.tagging import commands as tagging_commands
+from blocwatch.up import commands as up_commands
+from blocwatch.up.settings import UpSettings
 
 __all__ = ["SETTINGS_CLASSES", "build_parser", "main"]
 
@@ -37,6 +39,7 @@ REGISTRARS: tuple[Register, ...] = (
     tagging_commands.register,
     alerter_commands.register,
     processor_commands.register,
+    up_commands.register,
     console_commands.register,
 )
 
@@ -47,6 +50,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     CollectorSettings,
     AlerterSettings,
     ProcessorSettings,
+    UpSettings,
     ConsoleSettings,
 )
 

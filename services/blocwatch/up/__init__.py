@@ -1,0 +1,1 @@
+"""`blocwatch up`: the whole pipeline on one machine, the demo feeds, the console views, `tail`."""
