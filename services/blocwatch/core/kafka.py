@@ -76,7 +76,14 @@ def make_consumer(
 ) -> AIOKafkaConsumer:
     """A consumer with manual commits: stages commit only after their outputs are acknowledged."""
     options = client_options(settings, role)
-    options.update(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest")
+    options.update(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Kafka answers a fetch once data is there; the embedded broker waits out the whole
+        # wait, so this bounds every hop's latency there (and idle polling everywhere)
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
     options.update(extra)
     return AIOKafkaConsumer(*topics, **options)
 

@@ -56,6 +56,12 @@ class KafkaSettings(BaseSettings):
         default=False,
         description="Idempotent producer: on for Apache Kafka; the embedded broker refuses it.",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=0,
+        le=1500,
+        description="Longest a consumer fetch waits for records: bounds each hop's latency.",
+    )
     topic_prefix: str = Field(default="", description="Prefix for every topic name, e.g. `prod.`")
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
     topic_replication_factor: int = Field(

@@ -38,6 +38,7 @@ from blocwatch.processor.processing import Outcome, Output, Source, TagFunction,
 from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.stories import StoryConfig, StoryIndex
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
+from blocwatch.processor.transport import transport_class
 
 __all__ = ["STORY_TABLE", "OpsService", "Processor", "faust_config", "run_worker"]
 
@@ -95,6 +96,9 @@ class Processor:
         self.tagger_version = tagger_version
         self.clock = clock
         self.app = faust.App(settings.app_id, **faust_config(settings))
+        # before anything asks the app for its transport (tables and topics do)
+        transport = transport_class(settings.kafka_fetch_max_wait_ms)
+        self.app.transport = transport(self.app.conf.broker_consumer, self.app)
         self.table = self.app.GlobalTable(
             STORY_TABLE,
             default=None,
