@@ -86,7 +86,7 @@ def _missing_pipeline(notes: list[str]) -> list[Measurement]:
             "s",
             P99_GOAL_S,
             higher_is_better=False,
-        )  # fmt: skip
+        )
         for rate in (100, 500)
     ]
 
