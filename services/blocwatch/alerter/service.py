@@ -37,8 +37,8 @@ from blocwatch.alerter.settings import AlerterSettings, split_secret_urls
 from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
-from blocwatch.core.errors import BrokerError, ConfigError, ContractError
-from blocwatch.core.kafka import make_consumer, make_producer
+from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, ContractError
+from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, TaggedItem
@@ -117,6 +117,7 @@ class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._alerter.check_assignment(assigned)
+        await self._alerter.ensure_outputs()
         await self._alerter.rewind(assigned)
 
 
@@ -290,6 +291,25 @@ class Alerter:
             "fresh state: recovered %d notification records from the alerts topic",
             len(changes.records),
         )
+
+    async def ensure_outputs(self) -> None:
+        """Recreate the topics the alerter writes if the broker lost them (every assignment).
+
+        A broker that lost its state (the embedded broker keeps everything in memory) comes back
+        without them, and a producer whose cached metadata still lists them gets acknowledgements
+        for records the broker then drops (measured on Tansu): alerts lost silently. The consumer
+        group is lost too, so a restart always ends in a new assignment, before consuming resumes.
+        Idempotent; without create permission (a managed cluster) the topics must simply exist.
+        """
+        topics = self.settings.topics
+        names = [topics.alerts, topics.dlq(topics.alerts), topics.dlq(topics.news_tagged)]
+        try:
+            created = await ensure_topics(self.settings, names)
+        except (BlocwatchError, KafkaError, OSError) as exc:
+            log.debug("could not ensure output topics: %s", exc)
+            return
+        if created:
+            log.warning("recreated missing output topics: %s", ", ".join(created))
 
     def check_assignment(self, assigned: set[TopicPartition]) -> None:
         """Windows span every partition: warn loudly when another member holds some of them."""
