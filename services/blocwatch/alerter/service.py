@@ -117,7 +117,7 @@ class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._alerter.check_assignment(assigned)
-        await self._alerter.ensure_outputs()
+        self._alerter.ensure_outputs_soon()
         await self._alerter.rewind(assigned)
 
 
@@ -152,6 +152,7 @@ class Alerter:
         self._ops: OpsServer | None = None
         self._dispatcher: Dispatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._ensuring: asyncio.Task[None] | None = None
         self._last_tick: datetime | None = None
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
@@ -292,6 +293,12 @@ class Alerter:
             len(changes.records),
         )
 
+    def ensure_outputs_soon(self) -> None:
+        """Start `ensure_outputs` beside the stream: the rebalance (and the rewind of a fresh
+        store, which must come before the first tick) is not held up by an admin round trip."""
+        if self._ensuring is None or self._ensuring.done():
+            self._ensuring = asyncio.create_task(self.ensure_outputs(), name="alerter-topics")
+
     async def ensure_outputs(self) -> None:
         """Recreate the topics the alerter writes if the broker lost them (every assignment).
 
@@ -347,6 +354,10 @@ class Alerter:
         )
 
     async def stop(self) -> None:
+        if self._ensuring is not None:
+            self._ensuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ensuring
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
