@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-APT_PACKAGES := prometheus
+APT_PACKAGES := prometheus chromium
+# One binary per package: system-deps installs when any of them is missing.
+SYSTEM_BINARIES := promtool /usr/bin/chromium
 
 .PHONY: install system-deps lint typecheck pytest test up bench schemas clean
 
@@ -18,9 +20,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Debian packages the tests use (promtool / prometheus). Installed only when missing.
+# Debian packages the tests use (promtool from prometheus; chromium for the console's browser
+# test, driven by Playwright: never a downloaded browser). Installed only when one is missing.
 system-deps:
-	@if ! command -v promtool >/dev/null 2>&1; then \
+	@missing=""; for binary in $(SYSTEM_BINARIES); do \
+		command -v $$binary >/dev/null 2>&1 || missing="$$missing $$binary"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $(APT_PACKAGES)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi

@@ -32,7 +32,7 @@ from blocwatch.core.broker import free_port
 from blocwatch.core.codec import decode, encode
 from blocwatch.core.kafka import make_producer
 from blocwatch.core.metrics import new_registry
-from blocwatch.core.models import Alert, DeadLetter, TaggedItem
+from blocwatch.core.models import Alert, AlertAction, DeadLetter, TaggedItem
 from blocwatch.core.settings import KafkaSettings
 
 from .alerting import T0, WebhookServer, tagged, wait_until
@@ -405,3 +405,28 @@ async def test_alerter_killed_mid_window_fires_once_after_restart(rig: Rig, tmp_
     assert "alerter running" in output
     assert TOKEN not in output
     assert SECRET not in output
+
+
+REPEATING = SURGE.replace("cooldown: 10m", "cooldown: 1m\n    repeat_interval: 5m")
+
+
+async def test_console_acknowledgement_mutes_repeats_until_growth(rig: Rig) -> None:
+    async with rig.alerter(REPEATING) as service:
+        await rig.publish(*stories("a", "b", "c"))
+        await wait_until(lambda: statuses(rig.hook) == [("firing", 1)])
+        fingerprint = str(rig.hook.received[0]["fingerprint"])
+        ack = AlertAction(
+            id="ack-1", fingerprint=fingerprint, action="acknowledge", who="kim", at=rig.clock()
+        )
+        await rig.producer.send_and_wait(
+            rig.settings.topics.alert_actions, encode(ack), key=fingerprint.encode()
+        )
+        await wait_until(lambda: fingerprint in service.acknowledged)
+        rig.clock.advance(timedelta(minutes=6))  # repeat_interval passed: muted, not sent
+        silenced = {"rule": "surge", "severity": "critical", "status": "silenced"}
+        await wait_until(lambda: rig.sample("blocwatch_alerter_alerts_total", **silenced) == 1)
+        assert len(rig.hook.received) == 1
+        rig.clock.advance(timedelta(minutes=2))  # past the cooldown of the muted repeat
+        await rig.publish(*stories("d", "e", "f", at=T0 + timedelta(minutes=7)))  # grew ×2
+        await wait_until(lambda: len(rig.hook.received) == 2)
+        assert fingerprint not in service.acknowledged

@@ -17,6 +17,8 @@ from blocwatch.alerter import commands as alerter_commands
 from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.collector import commands as collector_commands
 from blocwatch.collector.settings import CollectorSettings
+from blocwatch.console import commands as console_commands
+from blocwatch.console.settings import ConsoleSettings
 from blocwatch.core import commands as core_commands
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.logs import configure_logging
@@ -35,6 +37,7 @@ REGISTRARS: tuple[Register, ...] = (
     tagging_commands.register,
     alerter_commands.register,
     processor_commands.register,
+    console_commands.register,
 )
 
 # Every settings class; `blocwatch settings` prints their variables and the README lists them.
@@ -44,6 +47,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     CollectorSettings,
     AlerterSettings,
     ProcessorSettings,
+    ConsoleSettings,
 )
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,9 +42,11 @@ from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, Cont
 from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
-from blocwatch.core.models import Alert, TaggedItem
+from blocwatch.core.models import Alert, AlertAction, TaggedItem
 
-__all__ = ["Alerter", "build_receivers", "read_back_alerts", "utc_now"]
+__all__ = ["CONSOLE_SILENCE_PREFIX", "Alerter", "build_receivers", "read_back_alerts", "utc_now"]
+
+CONSOLE_SILENCE_PREFIX = "console-"  # id of a silence created in the console: prefix + action id
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +160,8 @@ class Alerter:
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
         self._uncommitted: list[Decision] = []
+        self._actions: AIOKafkaConsumer | None = None
+        self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
         self.batches = 0
 
     # -- lifecycle
@@ -227,6 +232,13 @@ class Alerter:
             asyncio.create_task(self._dispatcher.run(), name="alerter-deliver"),
             asyncio.create_task(self._consume(), name="alerter-consume"),
         ]
+        if settings.alerter_follow_actions:
+            # No group: every alerter reads the whole action history; applying it is idempotent.
+            self._actions = make_consumer(
+                settings, "alerter-actions", settings.topics.alert_actions, group_id=None
+            )
+            await self._actions.start()
+            self._tasks.append(asyncio.create_task(self._follow_actions(), name="alerter-actions"))
         log.info(
             "alerter started: %d rules, %d receivers (%s), state %s",
             len(self.rules.active_rules),
@@ -369,6 +381,10 @@ class Alerter:
         if self._consumer is not None:
             with contextlib.suppress(KafkaError):
                 await self._consumer.stop()
+        if self._actions is not None:
+            with contextlib.suppress(KafkaError):
+                await self._actions.stop()
+            self._actions = None
         if self._producer is not None:
             with contextlib.suppress(KafkaError):
                 await self._producer.stop()
@@ -402,6 +418,65 @@ class Alerter:
                 log.warning("Kafka error in the alerter loop (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
             self.batches += 1
+
+    # -- the console's actions (alerts.actions)
+
+    async def _follow_actions(self) -> None:
+        assert self._actions is not None
+        while True:
+            try:
+                batch = await self._actions.getmany(timeout_ms=1000, max_records=500)
+            except KafkaError as exc:
+                log.warning("Kafka error reading alert actions (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            for records in batch.values():
+                for record in records:
+                    try:
+                        self.apply_action(decode(AlertAction, record.value or b""))
+                    except ContractError as exc:
+                        log.warning("skipped an undecodable alert action: %s", exc.message)
+
+    def apply_action(self, action: AlertAction) -> None:
+        """Console silences go into the same store as `blocwatch silence add` (re-read every
+        batch); acknowledgements are remembered to mute repeats (see _mute_acknowledged)."""
+        assert self.store is not None
+        if action.action == "silence" and action.matchers and action.ends_at is not None:
+            self.store.add_silence(
+                Silence(
+                    id=CONSOLE_SILENCE_PREFIX + action.id,
+                    matchers=action.matchers,
+                    starts_at=action.at,
+                    ends_at=action.ends_at,
+                    comment=action.comment,
+                    created_by=action.who,
+                )
+            )
+        elif action.action == "unsilence" and action.silence_id:
+            self.store.expire_silence(CONSOLE_SILENCE_PREFIX + action.silence_id, action.at)
+        elif action.action == "acknowledge":
+            self.acknowledged[action.fingerprint] = action.at
+
+    def _mute_acknowledged(self, decisions: list[Decision]) -> list[Decision]:
+        """An acknowledged alert's `repeat` re-notification is kept like a silenced one (recorded,
+        counted as silenced, not delivered); growth, resolution or a new firing is delivered and
+        ends the acknowledgement. An ack older than the episode (replayed history) is ignored."""
+        if not self.settings.alerter_ack_mutes_repeats or not self.acknowledged:
+            return decisions
+        assert self.engine is not None
+        out = []
+        for decision in decisions:
+            fp = decision.alert.fingerprint
+            acked_at = self.acknowledged.get(fp)
+            record = self.engine.records.get(fp)
+            if acked_at is None or decision.silenced:
+                out.append(decision)
+            elif decision.kind == "repeat" and record and acked_at >= record.episode_start:
+                out.append(replace(decision, silenced=True))
+            else:
+                del self.acknowledged[fp]
+                out.append(decision)
+        return out
 
     async def wait(self) -> None:
         """Return when a service task ends (it should not): surfaces its exception."""
@@ -439,6 +514,7 @@ class Alerter:
         ):
             decisions += self.engine.tick(now, silences)
             self._last_tick = now
+        decisions = self._mute_acknowledged(decisions)
         deliveries = self._deliveries(decisions)
         self.store.commit(self.engine.changes, deliveries, now)  # raises: nothing is taken
         self.engine.take_changes()

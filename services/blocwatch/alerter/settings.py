@@ -72,6 +72,16 @@ class AlerterSettings(ServiceSettings):
     alerter_retry_max_s: float = Field(
         default=60.0, gt=0, description="Upper bound of one retry delay."
     )
+    alerter_follow_actions: bool = Field(
+        default=True,
+        description="Read the console's alerts.actions topic: its silences mute like "
+        "`blocwatch silence add`, its acknowledgements as below.",
+    )
+    alerter_ack_mutes_repeats: bool = Field(
+        default=True,
+        description="An acknowledged alert is not re-notified on repeat_interval, only when it "
+        "grows (or resolves, or fires anew).",
+    )
     alerter_max_items: int = Field(
         default=10, ge=1, le=50, description="Contributing items listed per alert."
     )

@@ -26,6 +26,7 @@ __all__ = [
     "TITLE_MAX",
     "Actor",
     "Alert",
+    "AlertAction",
     "AlertCounts",
     "AlertItem",
     "Contract",
@@ -226,6 +227,31 @@ class Alert(Contract):
         default=1, ge=1, description="1 for the first notification, +1 for each re-notification."
     )
     fired_at: UtcDatetime
+
+
+ActionKind = Literal["acknowledge", "claim", "unclaim", "silence", "unsilence"]
+
+
+class AlertAction(Contract):
+    """What a watch officer did to an alert in the console. Topic `alerts.actions`, key =
+    fingerprint. The topic is the history: consoles and the alerter fold it from the beginning."""
+
+    id: str = Field(max_length=64, description="Unique id of this action (a silence's id).")
+    fingerprint: str = Field(max_length=128, description="The Alert this action is about.")
+    action: ActionKind
+    who: str = Field(max_length=100, description="Display name (or the authenticated user).")
+    comment: str = Field(default="", max_length=2000)
+    at: UtcDatetime = Field(description="When it was done (UTC).")
+    notification: int | None = Field(
+        default=None, ge=1, description="The Alert notification the officer was looking at."
+    )
+    matchers: dict[str, str] = Field(
+        default_factory=dict, description="silence: label → value that must all equal."
+    )
+    ends_at: UtcDatetime | None = Field(default=None, description="silence: when it expires.")
+    silence_id: str = Field(
+        default="", max_length=64, description="unsilence: id of the silence action to end."
+    )
 
 
 class DeadLetter(Contract):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from blocwatch.core.models import Alert, Contract, DeadLetter, NewsItem, TaggedItem
+from blocwatch.core.models import Alert, AlertAction, Contract, DeadLetter, NewsItem, TaggedItem
 
 __all__ = ["CONTRACTS", "render_schemas", "stale_schemas", "write_schemas"]
 
-CONTRACTS: tuple[type[Contract], ...] = (NewsItem, TaggedItem, Alert, DeadLetter)
+CONTRACTS: tuple[type[Contract], ...] = (NewsItem, TaggedItem, Alert, AlertAction, DeadLetter)
 SCHEMA_ID_BASE = "https://github.com/blocwatch/blocwatch/schemas/"
 
 

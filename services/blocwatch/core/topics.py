@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blocwatch.core.models import Alert, Contract, DeadLetter, NewsItem, TaggedItem
+from blocwatch.core.models import Alert, AlertAction, Contract, DeadLetter, NewsItem, TaggedItem
 
 __all__ = ["TOPICS", "TopicSpec", "Topics", "dlq_of"]
 
@@ -42,6 +42,12 @@ EVENTS_ESCALATION = TopicSpec(
     "events.escalation", TaggedItem, "item id", "items carrying an escalation tag"
 )
 ALERTS = TopicSpec("alerts", Alert, "fingerprint", "alert firings, re-notifications, resolutions")
+ALERT_ACTIONS = TopicSpec(
+    "alerts.actions",
+    AlertAction,
+    "fingerprint",
+    "console actions: acknowledge, claim, unclaim, silence, unsilence (the history)",
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     NEWS_RAW,
@@ -49,6 +55,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     EVENTS_ALLIANCE,
     EVENTS_ESCALATION,
     ALERTS,
+    ALERT_ACTIONS,
     dlq_of(NEWS_RAW),
     dlq_of(NEWS_TAGGED),
     dlq_of(ALERTS),
@@ -72,6 +79,10 @@ class Topics:
     @property
     def alerts(self) -> str:
         return ALERTS.name(self.prefix)
+
+    @property
+    def alert_actions(self) -> str:
+        return ALERT_ACTIONS.name(self.prefix)
 
     def events(self, label: str) -> str:
         return f"{self.prefix}events.{label}"

@@ -1,0 +1,1 @@
+"""Watch-officer console: a live alert board with evidence, acknowledge/claim and silences."""
