@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bench.results import Measurement
 from blocwatch.collector.feeds import Feed
 from blocwatch.collector.runtime import running_collector
 from blocwatch.collector.settings import CollectorSettings
@@ -119,7 +120,7 @@ async def collector_rounds(
     return rounds
 
 
-async def measure(port: int) -> None:
+async def measure(port: int) -> list[Measurement]:
     all_urls = urls(port)
     async with EmbeddedBroker() as broker:
         kafka = KafkaSettings(kafka_bootstrap_servers=broker.bootstrap_servers, topic_prefix="b.")
@@ -128,10 +129,12 @@ async def measure(port: int) -> None:
         seq_wall, seq_cpu = await sequential(all_urls)
         with tempfile.TemporaryDirectory() as data_dir:
             rounds = await collector_rounds(kafka, all_urls, Path(data_dir))
-    report(seq_wall, seq_cpu, rounds)
+    return report(seq_wall, seq_cpu, rounds)
 
 
-def report(seq_wall: float, seq_cpu: float, rounds: list[tuple[float, float, int]]) -> None:
+def report(
+    seq_wall: float, seq_cpu: float, rounds: list[tuple[float, float, int]]
+) -> list[Measurement]:
     seq_rate = FEEDS / seq_wall * 60
     first_wall, first_cpu, first_items = rounds[0]
     steady = rounds[1:]
@@ -154,9 +157,16 @@ def report(seq_wall: float, seq_cpu: float, rounds: list[tuple[float, float, int
     print(f"collector / sequential rate: {rate / seq_rate:.2f}x")
     verdict = "meets" if rate >= GOAL_PER_MIN else "MISSES"
     print(f"goal >= {GOAL_PER_MIN:,.0f} feeds/min in one process: {verdict}")
+    baseline = f"plain sequential GET {seq_rate:,.0f}/min"
+    return [
+        Measurement("collector", "feeds/min, steady state, one process", rate, "feeds/min",
+                    GOAL_PER_MIN, note=baseline),
+        Measurement("collector", "feeds/min, first round (every item new)",
+                    FEEDS / first_wall * 60, "feeds/min", GOAL_PER_MIN),
+    ]  # fmt: skip
 
 
-def main() -> None:
+def main() -> list[Measurement]:
     port = free_port()
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
@@ -165,7 +175,7 @@ def main() -> None:
     try:
         if not ready.wait(30):
             raise RuntimeError("feed server did not start")
-        asyncio.run(measure(port))
+        return asyncio.run(measure(port))
     finally:
         server.terminate()
         server.join(10)

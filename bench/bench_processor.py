@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.results import Measurement, peak_rss_mb
 from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
 from blocwatch.core.models import NewsItem
@@ -126,10 +127,12 @@ def _spawn(command: list[str], settings: KafkaSettings, data: Path, log: Path) -
 
 async def _measure(
     name: str, command: list[str], settings: KafkaSettings, n: int, tmp: Path
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
+    """(msg/s wall, msg per CPU-second, peak RSS in MB) of one worker over n messages."""
     worker = _spawn(command, settings, tmp / f"{name}-data", tmp / f"{name}.log")
     try:
-        return await _observe(settings, settings.topics.news_tagged, n, worker.pid)
+        wall, per_cpu = await _observe(settings, settings.topics.news_tagged, n, worker.pid)
+        return wall, per_cpu, peak_rss_mb(worker.pid)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -144,7 +147,7 @@ async def _bench(n: int) -> dict[str, list[float]]:
     }
     results: dict[str, list[float]] = {}
     for name in commands:
-        results[name], results[f"{name} per CPU-s"] = [], []
+        results[name], results[f"{name} per CPU-s"], results[f"{name} RSS MB"] = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
         async with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
             base = KafkaSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
@@ -152,11 +155,12 @@ async def _bench(n: int) -> dict[str, list[float]]:
             for run, name in enumerate(ORDER):
                 settings = base.model_copy(update={"topic_prefix": f"{name}{run}."})
                 await _load(settings, records)
-                wall, per_cpu = await _measure(
+                wall, per_cpu, rss = await _measure(
                     f"{name}{run}", commands[name], settings, n, Path(tmp)
                 )
                 results[name].append(wall)
                 results[f"{name} per CPU-s"].append(per_cpu)
+                results[f"{name} RSS MB"].append(rss)
     return results
 
 
@@ -187,18 +191,28 @@ def _run_passthrough() -> int:
     return 0
 
 
-def main() -> None:
+def main() -> list[Measurement]:
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else DEFAULT_N
     results = asyncio.run(_bench(n))
     mean = {name: statistics.mean(rates) for name, rates in results.items()}
     print(f"processor stage vs bare faust passthrough, N={n} messages, embedded broker")
     for name, rates in results.items():
         runs = ", ".join(f"{r:.0f}" for r in rates)
-        print(f"  {name:<24} {mean[name]:>8.0f} msg/s  (runs: {runs})")
+        unit = "MB" if name.endswith("MB") else "msg/s"
+        print(f"  {name:<24} {mean[name]:>8.0f} {unit}  (runs: {runs})")
+    measurements = []
     for what, suffix in (("wall clock", ""), ("per worker CPU-second", " per CPU-s")):
         ratio = mean[f"processor{suffix}"] / mean[f"passthrough{suffix}"]
         verdict = "meets" if ratio >= GOAL else "below"
         print(f"  ratio, {what:<22} {ratio:>5.2f}  ({verdict} goal ≥ {GOAL})")
+        measurements.append(
+            Measurement("processor", f"stage / bare faust passthrough, {what}", ratio, "x", GOAL,
+                        note=f"{mean['processor' + suffix]:,.0f} vs "
+                        f"{mean['passthrough' + suffix]:,.0f} msg/s, N={n:,}")
+        )  # fmt: skip
+    rss = max(results["processor RSS MB"])
+    what = f"processor: peak RSS of a worker after {n:,} items"
+    return [*measurements, Measurement("memory", what, rss, "MB")]
 
 
 if __name__ == "__main__":

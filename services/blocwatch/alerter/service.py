@@ -38,8 +38,8 @@ from blocwatch.alerter.settings import AlerterSettings, split_secret_urls
 from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
-from blocwatch.core.errors import BrokerError, ConfigError, ContractError
-from blocwatch.core.kafka import make_consumer, make_producer
+from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, ContractError
+from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, AlertAction, TaggedItem
@@ -120,6 +120,7 @@ class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._alerter.check_assignment(assigned)
+        self._alerter.ensure_outputs_soon()
         await self._alerter.rewind(assigned)
 
 
@@ -154,6 +155,7 @@ class Alerter:
         self._ops: OpsServer | None = None
         self._dispatcher: Dispatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._ensuring: asyncio.Task[None] | None = None
         self._last_tick: datetime | None = None
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
@@ -303,6 +305,31 @@ class Alerter:
             len(changes.records),
         )
 
+    def ensure_outputs_soon(self) -> None:
+        """Start `ensure_outputs` beside the stream: the rebalance (and the rewind of a fresh
+        store, which must come before the first tick) is not held up by an admin round trip."""
+        if self._ensuring is None or self._ensuring.done():
+            self._ensuring = asyncio.create_task(self.ensure_outputs(), name="alerter-topics")
+
+    async def ensure_outputs(self) -> None:
+        """Recreate the topics the alerter writes if the broker lost them (every assignment).
+
+        A broker that lost its state (the embedded broker keeps everything in memory) comes back
+        without them, and a producer whose cached metadata still lists them gets acknowledgements
+        for records the broker then drops (measured on Tansu): alerts lost silently. The consumer
+        group is lost too, so a restart always ends in a new assignment, before consuming resumes.
+        Idempotent; without create permission (a managed cluster) the topics must simply exist.
+        """
+        topics = self.settings.topics
+        names = [topics.alerts, topics.dlq(topics.alerts), topics.dlq(topics.news_tagged)]
+        try:
+            created = await ensure_topics(self.settings, names)
+        except (BlocwatchError, KafkaError, OSError) as exc:
+            log.debug("could not ensure output topics: %s", exc)
+            return
+        if created:
+            log.warning("recreated missing output topics: %s", ", ".join(created))
+
     def check_assignment(self, assigned: set[TopicPartition]) -> None:
         """Windows span every partition: warn loudly when another member holds some of them."""
         if self._consumer is None:
@@ -339,6 +366,10 @@ class Alerter:
         )
 
     async def stop(self) -> None:
+        if self._ensuring is not None:
+            self._ensuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ensuring
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

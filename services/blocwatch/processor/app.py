@@ -27,11 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from mode import Service
 from prometheus_client import CollectorRegistry
 
-from blocwatch.core.kafka import faust_options
+from blocwatch.core.errors import BlocwatchError
+from blocwatch.core.kafka import ensure_topics, faust_options
 from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
 from blocwatch.processor.processing import Outcome, Output, Source, TagFunction, process_record
@@ -118,6 +120,8 @@ class Processor:
         self.source_topic = _raw(self.app, self.topics.news_raw)
         self.outputs: dict[str, Any] = {}
         self.app.agent(self.source_topic, name="process")(self._agent)
+        receiver: Any = self._ensure_outputs  # mode's signal type does not accept async methods
+        self.app.on_partitions_assigned.connect(receiver)
         self.metrics.assigned_partitions.set_function(lambda: len(self._assigned()))
         self.metrics.stories_live.set_function(lambda: len(self.stories))
 
@@ -133,6 +137,30 @@ class Processor:
         return await self.app.producer.send(
             output.topic, output.key, output.value, None, None, None
         )
+
+    @property
+    def output_topics(self) -> list[str]:
+        """The topics this stage writes (its story changelog is faust's own)."""
+        events = [self.topics.events(label) for label in ("alliance", "escalation")]
+        return [self.topics.news_tagged, *events, self.topics.dlq(self.topics.news_raw)]
+
+    async def _ensure_outputs(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """On every assignment (processing is paused meanwhile), recreate missing output topics.
+
+        A broker that lost its state (the embedded broker keeps everything in memory) comes back
+        without them, and our producer, whose cached metadata still lists them, gets
+        acknowledgements for records the broker then drops: lost outputs, silently (measured on
+        Tansu). The consumer group is lost with the broker too, so a restart always ends in a new
+        assignment before the stream resumes: the moment to recreate them. CreateTopics is
+        idempotent; without create permission (a managed cluster) the topics must simply exist.
+        """
+        try:
+            created = await ensure_topics(self.settings, self.output_topics)
+        except (BlocwatchError, KafkaError, OSError) as exc:
+            log.debug("could not ensure output topics: %s", exc)
+            return
+        if created:
+            log.warning("recreated missing output topics: %s", ", ".join(created))
 
     async def _on_story_event(self, event: Any) -> None:
         # Changelog records read back (recovery, or another worker's writes) feed the LSH index.
