@@ -14,7 +14,7 @@ from blocwatch.alerter.service import Alerter, utc_now
 from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.alerter.silences import Silence, from_config
 from blocwatch.alerter.store import StateStore
-from blocwatch.core.commands import wait_for_signal
+from blocwatch.core.commands import run_until_signal
 from blocwatch.core.errors import ConfigError
 from blocwatch.core.logs import configure_logging
 from blocwatch.core.metrics import new_registry
@@ -99,13 +99,7 @@ def _run_alert(args: argparse.Namespace) -> int:
                 f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
                 flush=True,
             )
-            stop = asyncio.create_task(wait_for_signal())
-            failed = asyncio.create_task(alerter.wait())
-            done, pending = await asyncio.wait({stop, failed}, return_when="FIRST_COMPLETED")
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.result()
+            await run_until_signal(alerter.wait())
 
     asyncio.run(serve())
     return 0

@@ -7,7 +7,7 @@ import asyncio
 
 from blocwatch.console.service import Console
 from blocwatch.console.settings import ConsoleSettings
-from blocwatch.core.commands import wait_for_signal
+from blocwatch.core.commands import run_until_signal
 from blocwatch.core.kafka import ensure_topics
 from blocwatch.core.logs import configure_logging
 from blocwatch.core.metrics import new_registry
@@ -42,13 +42,7 @@ def _run_console(args: argparse.Namespace) -> int:
                 f"console metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics",
                 flush=True,
             )
-            stop = asyncio.create_task(wait_for_signal())
-            failed = asyncio.create_task(console.wait())
-            done, pending = await asyncio.wait({stop, failed}, return_when="FIRST_COMPLETED")
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.result()
+            await run_until_signal(console.wait())
 
     asyncio.run(serve())
     return 0

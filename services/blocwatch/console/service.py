@@ -30,6 +30,7 @@ from blocwatch.core.kafka import make_consumer, make_producer
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, AlertAction
+from blocwatch.core.serving import serve_app
 
 __all__ = ["Console", "utc_now"]
 
@@ -114,20 +115,13 @@ class Console:
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._consume(), name="console-consume")
-        self._runner = web.AppRunner(make_app(self), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.console_host, settings.console_port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"console cannot listen on {settings.console_host}:{settings.console_port}: "
-                f"{exc.strerror}",
-                "set BLOCWATCH_CONSOLE_PORT to a free port",
-            ) from exc
-        sockets = getattr(site._server, "sockets", None)  # port 0: learn the one bound
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_app(
+            make_app(self),
+            settings.console_host,
+            settings.console_port,
+            what="the console",
+            fix="set BLOCWATCH_CONSOLE_PORT to a free port",
+        )
         if self._serve_metrics:
             self._ops = OpsServer(
                 self.registry,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 from blocwatch.core.broker import EmbeddedBroker
@@ -14,7 +15,7 @@ from blocwatch.core.kafka import ensure_topics, list_topics
 from blocwatch.core.schemas import stale_schemas, write_schemas
 from blocwatch.core.settings import BrokerSettings, KafkaSettings, load_settings
 
-__all__ = ["register", "wait_for_signal"]
+__all__ = ["register", "run_until_signal", "wait_for_signal"]
 
 DEFAULT_SCHEMA_DIR = Path("schemas")
 
@@ -66,6 +67,17 @@ async def wait_for_signal() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):
                 loop.remove_signal_handler(sig)
+
+
+async def run_until_signal(work: Awaitable[None]) -> None:
+    """Run until SIGINT/SIGTERM, or until `work` ends — then re-raise its error, never hide it."""
+    stop = asyncio.ensure_future(wait_for_signal())
+    running = asyncio.ensure_future(work)
+    done, pending = await asyncio.wait({stop, running}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        task.result()
 
 
 def _run_broker(args: argparse.Namespace) -> int:

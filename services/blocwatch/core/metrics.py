@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from blocwatch import __version__
-from blocwatch.core.errors import ConfigError
+from blocwatch.core.serving import serve_app
 
 __all__ = ["LATENCY_BUCKETS", "OpsServer", "new_registry"]
 
@@ -90,22 +90,13 @@ class OpsServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(
-                f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror}",
-                "choose another port with the service's BLOCWATCH_*_METRICS_PORT",
-            ) from exc
-        if self.port == 0:  # pick up the port the OS chose
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_app(
+            self._app(),
+            self.host,
+            self.port,
+            what="metrics",
+            fix="choose another port with the service's BLOCWATCH_*_METRICS_PORT",
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blocwatch.core.codec import describe_validation_error
 from blocwatch.core.errors import ConfigError
+from blocwatch.core.serving import serve_app
 
 __all__ = [
     "DemoItem",
@@ -221,20 +222,13 @@ class FeedServer:
         raise web.HTTPNotFound()
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(
-                f"cannot serve demo feeds on {self.host}:{self.port}: {exc.strerror}",
-                "choose another port with BLOCWATCH_UP_DEMO_PORT",
-            ) from exc
-        if self.port == 0:
-            sockets = getattr(site._server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_app(
+            self._app(),
+            self.host,
+            self.port,
+            what="demo feeds",
+            fix="choose another port with BLOCWATCH_UP_DEMO_PORT",
+        )
         self._started = self.clock()
         self._started_wall = self.wall_clock()
 
