@@ -124,6 +124,7 @@ class Meter:
         self.tagged_latency: list[float] = []
         self.alerted: set[str] = set()
         self.markers: set[str] = set()
+        self.injected = 0
 
     def on_alert(self, alert: Alert, now: float) -> None:
         for item in alert.items:
@@ -195,6 +196,7 @@ async def _inject(
             if marker:
                 meter.markers.add(item.id)
             meter.published[item.id] = time.monotonic()
+            meter.injected += 1
             await producer.send(settings.topics.news_raw, encode(item), key=item.id.encode())
             if marker:
                 markers.append(item.id)
@@ -316,9 +318,15 @@ async def _phase(
     print(f"  {items} items at {rate:g}/s, 1 in {marker_every} alerting", flush=True)
     print(_rss_line("before", supervisor, broker_pid), flush=True)
     began = time.monotonic()
-    markers = await _inject(
-        settings, meter, rate=rate, count=items, start_index=start_index, marker_every=marker_every
-    )
+    meter.injected = 0
+    progress = asyncio.create_task(_report_progress(meter, supervisor, broker_pid, items))
+    try:
+        markers = await _inject(
+            settings, meter, rate=rate, count=items, start_index=start_index,
+            marker_every=marker_every,
+        )  # fmt: skip
+    finally:
+        progress.cancel()
     achieved = items / (time.monotonic() - began)
     got = await _wait_for(meter, markers, timeout_s=max(60.0, items / rate))
     alert_p50 = percentile(meter.alert_latency, 0.5)
@@ -357,6 +365,18 @@ async def _phase(
             )
         ),
     ]
+
+
+async def _report_progress(
+    meter: Meter, supervisor: Supervisor, broker_pid: int | None, items: int, every_s: float = 60
+) -> None:
+    """A line per minute on long runs: how far the injection is, and memory meanwhile (the
+    million-item run shows whether RSS levels off or keeps growing)."""
+    while True:
+        await asyncio.sleep(every_s)
+        print(
+            _rss_line(f"at {meter.injected:,}/{items:,} items", supervisor, broker_pid), flush=True
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> list[Measurement]:
