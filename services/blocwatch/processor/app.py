@@ -4,9 +4,9 @@ Delivery is at-least-once. Events are consumed without auto-ack; each event's ou
 appended to the record batches of the processor's own producer (`Delivery`, a fraction of the
 cost of a send per record), and a second task acks events in order only after every one of their
 batches was acknowledged, so a committed offset always means its outputs are in Kafka. With
-`processor_exactly_once` the outputs go through faust's transactional producer instead. A worker that dies leaves the offsets after its last commit to
-another worker of the group, which reprocesses them (duplicates possible, keyed by item id;
-nothing lost).
+`processor_exactly_once` the outputs go through faust's transactional producer instead. A
+worker that dies leaves the offsets after its last commit to another worker of the group, which
+reprocesses them (duplicates possible, keyed by item id; nothing lost).
 
 Story state lives in a faust GlobalTable (one changelog partition, every worker reads all of it),
 because near-duplicates of one story arrive with different item ids on different partitions and

@@ -24,6 +24,7 @@ __all__ = ["STAGE", "Outcome", "Output", "Source", "TagFunction", "process_recor
 STAGE = "processor"
 
 TagFunction = Callable[[str, str], Tagging]
+_TAGGED_VALIDATOR = TaggedItem.__pydantic_validator__
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,22 @@ def process_record(
 def _tagged(
     news: NewsItem, tagging: Tagging, story: StoryMatch, tagger_version: str, now: datetime
 ) -> TaggedItem:
-    # Every part is already validated (the NewsItem, the tagger's models): skip re-validation,
-    # which would cost as much as the decode on this per-record path.
-    return TaggedItem.model_construct(
-        **news.__dict__,  # field values as validated; dict(news) would iterate slowly
-        tags=tagging.tags,
-        actors=tagging.actors,
-        dyads=tagging.dyads,
-        regions=tagging.regions,
-        story_id=story.story_id,
-        story_sources=story.sources,
-        tagged_at=now,
-        tagger_version=tagger_version,
+    # pydantic-core validation of parts that are already valid (model instances pass as they
+    # are) measured ~40 % cheaper than model_construct's Python loop, and checks the result.
+    item: TaggedItem = _TAGGED_VALIDATOR.validate_python(
+        {
+            **news.__dict__,  # field values as validated; dict(news) would iterate slowly
+            "tags": tagging.tags,
+            "actors": tagging.actors,
+            "dyads": tagging.dyads,
+            "regions": tagging.regions,
+            "story_id": story.story_id,
+            "story_sources": story.sources,
+            "tagged_at": now,
+            "tagger_version": tagger_version,
+        }
     )
+    return item
 
 
 def _rejected(

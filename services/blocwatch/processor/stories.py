@@ -59,7 +59,7 @@ _STOP = frozenset(
 
 def shingles(title: str, summary: str = "") -> frozenset[str]:
     """Normalised word stems of an item: the set whose overlap decides near-duplicates."""
-    words = _WORD.findall(f"{title} {summary}".casefold())
+    words = set(_WORD.findall(f"{title} {summary}".casefold()))  # news repeats words: once each
     return frozenset(w[:STEM] for w in words if w not in _STOP and (len(w) > 1 or w.isdigit()))
 
 
@@ -81,18 +81,19 @@ def signature(tokens: Iterable[str]) -> tuple[int, ...]:
     if min(bins) == _EMPTY:
         return ()
     # An empty bin borrows from the next non-empty bin to its right, ring-wise, offset by the
-    # distance (Shrivastava & Li, 2014). Walking backwards over two laps carries that neighbour.
-    filled = bins[:]
-    carry = distance = 0
-    for position in range(2 * SIGNATURE_SIZE - 1, -1, -1):
-        value = bins[position % SIGNATURE_SIZE]
+    # distance (Shrivastava & Li, 2014). One lap backwards from the last non-empty bin carries
+    # that neighbour to every empty bin.
+    last = max(i for i, value in enumerate(bins) if value != _EMPTY)
+    carry = bins[last]
+    distance = 0
+    for position in range(last - 1, last - SIGNATURE_SIZE, -1):  # negative: wraps to the end
+        value = bins[position]
         if value != _EMPTY:
             carry, distance = value, 0
             continue
         distance += 1
-        if position < SIGNATURE_SIZE:
-            filled[position] = (carry + distance * _ROTATE) & _MASK32
-    return tuple(filled)
+        bins[position] = (carry + distance * _ROTATE) & _MASK32
+    return tuple(bins)
 
 
 def estimate_similarity(left: tuple[int, ...], right: tuple[int, ...]) -> float:
