@@ -1,10 +1,11 @@
 """The faust-streaming worker of `blocwatch process`: news.raw in; news.tagged, events.*, DLQ out.
 
 Delivery is at-least-once. Events are consumed without auto-ack; each event's outputs are
-appended to the record batches of the processor's own producer (`Delivery`, a fraction of the
-cost of a send per record), and a second task acks events in order only after every one of their
-batches was acknowledged, so a committed offset always means its outputs are in Kafka. With
-`processor_exactly_once` the outputs go through faust's transactional producer instead. A
+sent at once by the processor's own aiokafka producer, and a second task acks events in order
+only after awaiting every one of their send futures, so a committed offset always means its
+outputs are in Kafka. (faust's producer wraps each send in bookkeeping that doubled the cost per
+record on a path writing two to four records per item; it still writes the story changelog, and
+with `processor_exactly_once` the outputs too, through its transactions.) A
 worker that dies leaves the offsets after its last commit to another worker of the group, which
 reprocesses them (duplicates possible, keyed by item id; nothing lost).
 
@@ -37,7 +38,6 @@ from prometheus_client import CollectorRegistry
 from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.kafka import ensure_topics, faust_options, make_producer
 from blocwatch.core.metrics import OpsServer, new_registry
-from blocwatch.processor.delivery import Delivery
 from blocwatch.processor.metrics import ProcessorMetrics
 from blocwatch.processor.processing import Outcome, Output, Source, TagFunction, process_record
 from blocwatch.processor.settings import ProcessorSettings
@@ -47,8 +47,8 @@ from blocwatch.processor.transport import transport_class
 
 __all__ = [
     "STORY_TABLE",
-    "DeliveryService",
     "OpsService",
+    "OutputProducer",
     "Processor",
     "faust_config",
     "run_worker",
@@ -129,7 +129,7 @@ class Processor:
         self.stories = StoryIndex(config, records=self.table)
         self.source_topic = _raw(self.app, self.topics.news_raw)
         self.outputs: dict[str, Any] = {}
-        self.delivery: Delivery | None = None  # set by DeliveryService once the loop runs
+        self.producer: AIOKafkaProducer | None = None  # set by OutputProducer once the loop runs
         self.app.agent(self.source_topic, name="process")(self._agent)
         receiver: Any = self._ensure_outputs  # mode's signal type does not accept async methods
         self.app.on_partitions_assigned.connect(receiver)
@@ -142,11 +142,14 @@ class Processor:
             topic = self.outputs.get(output.topic)
             if topic is None:
                 topic = self.outputs[output.topic] = _raw(self.app, output.topic)
-            future: Awaitable[Any] = await topic.send(key=output.key, value=output.value)
-            return future
-        if self.delivery is None:
-            raise RuntimeError("the delivery producer is not started")
-        return await self.delivery.send(output)
+            sent: Awaitable[Any] = await topic.send(key=output.key, value=output.value)
+            return sent
+        if self.producer is None:
+            raise RuntimeError("the output producer is not started")
+        future: Awaitable[Any] = await self.producer.send(
+            output.topic, output.value, key=output.key
+        )
+        return future
 
     @property
     def output_topics(self) -> list[str]:
@@ -239,32 +242,23 @@ class Processor:
                 await stream.ack(event)
 
 
-class DeliveryService(Service):
-    """Starts the processor's own output producer with the worker and flushes it on the way out.
-
-    faust's producer stays in charge of the story changelog; outputs go through `Delivery`,
-    whose batches cost a fraction of a faust send per record (see processor/delivery.py).
-    """
+class OutputProducer(Service):
+    """The processor's own output producer: started before the app, stopped (flushed) after it."""
 
     def __init__(self, processor: Processor, **kwargs: Any) -> None:
         self.processor = processor
-        self.producer: AIOKafkaProducer | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        # no producer linger: Delivery lingers itself and hands over whole batches
-        self.producer = make_producer(
-            self.processor.settings, "processor", linger_ms=0, max_batch_size=256 * 1024
-        )
-        await self.producer.start()
-        self.processor.delivery = Delivery(self.producer)
+        # aiokafka binds a producer to the running loop: it is built here, not with the app
+        producer = make_producer(self.processor.settings, "processor", max_batch_size=256 * 1024)
+        await producer.start()
+        self.processor.producer = producer
 
     async def on_stop(self) -> None:
-        delivery, self.processor.delivery = self.processor.delivery, None
-        if delivery is not None:
-            await delivery.flush()
-        if self.producer is not None:
-            await self.producer.stop()
+        producer, self.processor.producer = self.processor.producer, None
+        if producer is not None:
+            await producer.stop()  # sends what is queued first
 
 
 class OpsService(Service):
@@ -296,7 +290,7 @@ def run_worker(
     worker = faust.Worker(
         processor.app,
         OpsService(ops),
-        *([] if settings.processor_exactly_once else [DeliveryService(processor)]),
+        *([] if settings.processor_exactly_once else [OutputProducer(processor)]),
         loop=loop,
         loglevel=settings.log_level,
         quiet=True,
