@@ -8,18 +8,16 @@ Silences live here too: `blocwatch silence add` writes them, the running alerter
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
 from blocwatch.alerter.evaluation import Changes, NotifyRecord, Observation
 from blocwatch.alerter.silences import Silence
-from blocwatch.core.errors import ConfigError
 from blocwatch.core.models import TaggedItem
+from blocwatch.core.storage import SqliteFile, open_database
 
 __all__ = ["Delivery", "OutboxEntry", "StateStore"]
 
@@ -70,36 +68,19 @@ class OutboxEntry:
     origin: datetime | None
 
 
-class StateStore:
+class StateStore(SqliteFile):
     """SQLite file with every piece of alerter state; safe to open from several processes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"cannot open alerter state {path}: {exc}",
-                "set BLOCWATCH_ALERTER_DATA_DIR to a writable directory",
-            ) from exc
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> StateStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._db = open_database(
+            path,
+            SCHEMA,
+            what="alerter state",
+            fix="set BLOCWATCH_ALERTER_DATA_DIR to a writable directory",
+            timeout=10,
+            isolation_level=None,
+        )
 
     # -- meta
 

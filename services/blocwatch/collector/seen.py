@@ -7,13 +7,11 @@ are forgotten, and beyond `max_entries` the oldest go first.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from blocwatch.collector.fetch import Validators
-from blocwatch.core.errors import ConfigError
+from blocwatch.core.storage import SqliteFile, open_database
 
 __all__ = ["SeenStore"]
 
@@ -29,7 +27,7 @@ CREATE TABLE IF NOT EXISTS validators (
 """
 
 
-class SeenStore:
+class SeenStore(SqliteFile):
     """Ids already published, and each feed's ETag / Last-Modified, kept across restarts."""
 
     def __init__(self, path: Path, ttl_s: float, max_entries: int) -> None:
@@ -37,17 +35,12 @@ class SeenStore:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._since_prune = 0
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"cannot open the seen-set database {path}: {exc}",
-                "point BLOCWATCH_COLLECTOR_DATA_DIR at a writable directory",
-            ) from exc
+        self._db = open_database(
+            path,
+            SCHEMA,
+            what="the seen-set database",
+            fix="point BLOCWATCH_COLLECTOR_DATA_DIR at a writable directory",
+        )
 
     def unseen(self, ids: Sequence[str]) -> list[str]:
         """The ids not published yet, in the given order."""
@@ -103,17 +96,3 @@ class SeenStore:
                 "VALUES (?, ?, ?, ?)",
                 (feed, url, validators.etag, validators.last_modified),
             )
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SeenStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
