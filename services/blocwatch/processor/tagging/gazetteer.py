@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,9 +59,9 @@ class RegionsFile(_Strict):
     regions: dict[str, RegionSpec]
 
 
-@dataclass(frozen=True, slots=True)
-class Mention:
-    """One actor named in a text: which actor, where, and by which words."""
+class Mention(NamedTuple):
+    """One actor named in a text: which actor, where (a named tuple: built for every name in
+    every item, it must be cheap)."""
 
     code: str
     kind: ActorKind
@@ -166,8 +166,9 @@ class Gazetteer:
             target = self._targets[match.group()]
             if target.actor is not None:
                 code, kind = target.actor
-                mentions.append(Mention(code, kind, match.start(), match.end()))
-            regions.update(target.regions)
+                mentions.append(Mention(code, kind, start, match.end()))
+            if target.regions:
+                regions.update(target.regions)
         return mentions, regions
 
     def regions_of(self, codes: Sequence[str]) -> set[str]:
