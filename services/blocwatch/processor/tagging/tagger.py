@@ -317,11 +317,11 @@ class Tagger:
         """The trigger of a match its contexts allow: kept with its labels and roles, or (only
         when `explain`) suppressed with the cues that cancelled it."""
         s_start, s_end = scanned.bounds(start)
-        window_start = self._window_start(scanned, s_start, start)
+        window = self._cues_before(scanned, s_start, start)
         labels: list[str] = []
         why: list[str] = []
         for ctag in rule.tags:
-            cue = self._cancelled(scanned, ctag.cues, window_start, start) if ctag.cues else None
+            cue = self._cancelled(scanned, window, ctag.cues, start) if window else None
             if cue is None:
                 labels.append(ctag.spec.label)
             elif explain:
@@ -346,34 +346,43 @@ class Tagger:
             rule, name, start, end, text, tuple(labels), (), joint, sources, targets, participants
         )
 
-    def _window_start(self, scanned: _Field, sentence_start: int, start: int) -> int:
-        """Where cues for a trigger at `start` may begin: same sentence, same clause, near."""
+    def _cues_before(
+        self, scanned: _Field, sentence_start: int, start: int
+    ) -> list[tuple[int, int, str]]:
+        """(start, end, name) of the cues that may cancel a trigger at `start`: those in its
+        window (same sentence, same clause, near), in order."""
+        hits = scanned.cue_hits()
+        if not hits:
+            return []
         begin = max(sentence_start, start - self.rules.window)
         low = scanned.low
         for mark in (";", ":", ", and "):
             at = low.rfind(mark, begin, start)
             if at >= 0:
                 begin = at + len(mark)
-        hits = scanned.cue_hits()
-        clause = begin
-        for index in range(scanned.first_hit(begin), len(hits)):
-            hit_start, hit_end, kind, _ = hits[index]
+        first = scanned.first_hit(begin)
+        clause = begin  # a clause break in the window moves its start past the break
+        for hit_start, hit_end, kind, _ in hits[first:]:
             if hit_start >= start:
                 break
-            if kind == BREAK and hit_end <= start and hit_end > clause:
+            if kind == BREAK and clause < hit_end <= start:
                 clause = hit_end
-        return clause
+        return [
+            (hit_start, hit_end, name)
+            for hit_start, hit_end, kind, name in hits[scanned.first_hit(clause) :]
+            if hit_start < start and kind == CUE and hit_end <= start
+        ]
 
     def _cancelled(
-        self, scanned: _Field, cues: tuple[str, ...], window_start: int, start: int
+        self,
+        scanned: _Field,
+        window: list[tuple[int, int, str]],
+        cues: tuple[str, ...],
+        start: int,
     ) -> tuple[int, int, str] | None:
-        """(start, end, name) of the first of `cues` in the window before `start`, if any."""
-        hits = scanned.cue_hits()
-        for index in range(scanned.first_hit(window_start), len(hits)):
-            cue_start, cue_end, kind, cue = hits[index]
-            if cue_start >= start:
-                break
-            if kind != CUE or cue_end > start or cue not in cues:
+        """The first cue in `window` that is one of `cues` (and near enough, if it must be)."""
+        for cue_start, cue_end, cue in window:
+            if cue not in cues:
                 continue
             gap = self.rules.adjacent.get(cue)
             if gap is not None:
