@@ -64,6 +64,11 @@ _TAG_VALIDATOR = Tag.__pydantic_validator__
 _HIT_ORDER = itemgetter(0, 1, 2)
 
 
+def _tag_order(tag: Tag) -> tuple[bool, float]:
+    """Escalation first, then the most confident."""
+    return tag.label != "escalation", -tag.confidence
+
+
 @dataclass(frozen=True)
 class Tagging:
     """What the tagger found in one item."""
@@ -195,6 +200,7 @@ class Tagger:
         self._dyads: dict[tuple[str, str, str], Dyad] = {}
         # Whether a rule's outcome for a label is symmetric, per (rule id, label): rule data.
         self._symmetric: dict[tuple[str, str], bool] = {}
+        self._regions_without_actors = frozenset(gazetteer.regions_of(()))
 
     # ------------------------------------------------------------------ public
     def tag(self, fields: Sequence[tuple[FieldName, str]]) -> Tagging:
@@ -437,22 +443,30 @@ class Tagger:
     def _assemble(
         self, triggers: list[Trigger], mentions: list[Mention], places: set[str]
     ) -> Tagging:
+        if not triggers and not mentions:  # most news: no event, no state named
+            return Tagging(regions=sorted(places | self._regions_without_actors))
         merged: dict[tuple[str, str], _TagDraft] = {}
         roles: dict[str, str] = {}
         dyads: dict[tuple[str, str, str], Dyad] = {}
         for trigger in triggers:
-            for ctag in trigger.rule.tags:
-                if ctag.spec.label in trigger.labels:
-                    self._add(merged, (ctag.spec.label, ctag.spec.subtype), trigger, ctag.spec)
-            if "alliance" in trigger.labels and trigger.joint_with:
-                spec = _JOINT_SPEC.get(trigger.rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
-                self._add(merged, ("alliance", spec.subtype), trigger, spec)
-            for label in trigger.labels:
+            labels = trigger.labels
+            rule = trigger.rule
+            evidence = {  # shared by the tags of this trigger: validation copies it
+                "rule": rule.id,
+                "text": trigger.text,
+                "start": trigger.start,
+                "end": trigger.end,
+                "field": trigger.field,
+            }
+            for ctag in rule.tags:
+                if ctag.spec.label in labels:
+                    self._add(merged, ctag.spec, rule, evidence)
+            if trigger.joint_with and "alliance" in labels:
+                spec = _JOINT_SPEC.get(rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
+                self._add(merged, spec, rule, evidence)
+            for label in labels:
                 self._collect_dyads(trigger, label, roles, dyads)
-        tags = sorted(
-            (draft.build() for draft in merged.values()),
-            key=lambda t: (t.label != "escalation", -t.confidence),
-        )
+        tags = sorted((draft.build() for draft in merged.values()), key=_tag_order)
         codes = list(dict.fromkeys(m.code for m in mentions))
         actors = [self._actor(code, roles.get(code, "participant")) for code in codes]
         regions = sorted(places | self.gazetteer.regions_of(codes))
@@ -476,20 +490,15 @@ class Tagger:
     @staticmethod
     def _add(
         merged: dict[tuple[str, str], _TagDraft],
-        key: tuple[str, str],
-        trigger: Trigger,
         spec: TagSpec,
+        rule: CompiledRule,
+        evidence: dict[str, object],
     ) -> None:
+        key = (spec.label, spec.subtype)
         draft = merged.get(key)
         if draft is None:
-            draft = merged[key] = _TagDraft(
-                label=key[0],
-                subtype=key[1],
-                cameo=spec.cameo,
-                plover=spec.plover,
-                intensity=spec.intensity,
-            )
-        draft.add(trigger)
+            draft = merged[key] = _TagDraft(spec.label, spec.subtype, spec.cameo, spec.plover, spec.intensity, {}, [])  # fmt: skip
+        draft.add(rule, evidence)
 
     def _collect_dyads(
         self,
@@ -549,22 +558,13 @@ class _TagDraft:
     cameo: str
     plover: str
     intensity: float
-    confidences: dict[str, float] = field(default_factory=dict)
-    evidence: list[dict[str, object]] = field(default_factory=list)
+    confidences: dict[str, float]
+    evidence: list[dict[str, object]]
 
-    def add(self, trigger: Trigger) -> None:
-        rule = trigger.rule
+    def add(self, rule: CompiledRule, evidence: dict[str, object]) -> None:
         self.confidences[rule.id] = max(self.confidences.get(rule.id, 0.0), rule.confidence)
         if len(self.evidence) < EVIDENCE_PER_TAG:
-            self.evidence.append(
-                {
-                    "rule": rule.id,
-                    "text": trigger.text,
-                    "start": trigger.start,
-                    "end": trigger.end,
-                    "field": trigger.field,
-                }
-            )
+            self.evidence.append(evidence)
 
     def build(self) -> Tag:
         # Independent rules agreeing raise confidence; the same rule twice does not.
