@@ -159,14 +159,15 @@ class Gazetteer:
         """Actor mentions in order, and the regions whose places the text names."""
         mentions: list[Mention] = []
         regions: set[str] = set()
+        targets = self._targets
         for match in self._regex.finditer(text):
-            start = match.start()
-            if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            start, end = match.span()
+            if start and ((before := text[start - 1]).isalnum() or before == "_"):
                 continue  # inside a word: "Iran" in "Tehrani"
-            target = self._targets[match.group()]
+            target = targets[text[start:end]]
             if target.actor is not None:
                 code, kind = target.actor
-                mentions.append(Mention(code, kind, start, match.end()))
+                mentions.append(Mention(code, kind, start, end))
             if target.regions:
                 regions.update(target.regions)
         return mentions, regions

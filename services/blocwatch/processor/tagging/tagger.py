@@ -238,6 +238,7 @@ class Tagger:
         rules = self.rules
         by_head = rules.by_head
         positions, pending = scanned.positions, scanned.pending
+        context_positions, context_pending = scanned.context_positions, scanned.context_pending
         hits: list[tuple[int, int, int, int, CompiledRule]] = []
         scan = " " + low.translate(SCAN_TABLE)  # scan[i] is the space before low[i]
         for head in rules.heads.finditer(scan):
@@ -247,11 +248,10 @@ class Tagger:
                 positions.append(start)
                 pending.append(cues)
             if contexts:
-                scanned.context_positions.append(start)
-                scanned.context_pending.append(contexts)
+                context_positions.append(start)
+                context_pending.append(contexts)
             for family, order, rule, pattern in rule_candidates:
-                match = pattern.match(low, start)
-                if match is not None:
+                if (match := pattern.match(low, start)) is not None:
                     hits.append((family, start, order, match.end(), rule))
         for candidate in rules.always:
             if candidate.rule is not None:
