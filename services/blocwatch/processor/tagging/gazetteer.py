@@ -154,13 +154,25 @@ class Gazetteer:
         # begin a name (most of a text) before trying the trie; the start is checked in `scan`.
         # The end is checked here: "U.S." ends in a dot, so \b would not close it.
         self._regex = re.compile(trie_pattern(self._targets) + r"(?![\w])")
+        # Most names start with a capital, and a regex whose every branch starts with one lets the
+        # engine skip all other characters. The few that do not ("the Kremlin", "al-Shabaab")
+        # are rare in a text: when none occurs in it, the capitals-only regex finds exactly what
+        # the full one would (their branches could never match).
+        capitalised = [form for form in self._targets if form[:1].isupper()]
+        self._rare_forms = tuple(form for form in self._targets if not form[:1].isupper())
+        self._capitalised = re.compile(trie_pattern(capitalised) + r"(?![\w])")
 
     def scan(self, text: str) -> tuple[list[Mention], set[str]]:
         """Actor mentions in order, and the regions whose places the text names."""
         mentions: list[Mention] = []
         regions: set[str] = set()
         targets = self._targets
-        for match in self._regex.finditer(text):
+        regex = self._capitalised
+        for form in self._rare_forms:
+            if form in text:
+                regex = self._regex
+                break
+        for match in regex.finditer(text):
             start, end = match.span()
             if start and ((before := text[start - 1]).isalnum() or before == "_"):
                 continue  # inside a word: "Iran" in "Tehrani"
