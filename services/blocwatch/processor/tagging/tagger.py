@@ -477,8 +477,9 @@ class Tagger:
             if trigger.joint_with and "alliance" in labels:
                 spec = _JOINT_SPEC.get(rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
                 self._add(merged, spec, rule, evidence)
-            for label in labels:
-                self._collect_dyads(trigger, label, roles, dyads)
+            if trigger.participants:  # no actor in its sentence: no roles, no dyads
+                for label in labels:
+                    self._collect_dyads(trigger, label, roles, dyads)
         tags = sorted((draft.build() for draft in merged.values()), key=_tag_order)
         codes = list(dict.fromkeys(m.code for m in mentions))
         actors = [self._actor(code, roles.get(code, "participant")) for code in codes]
@@ -543,8 +544,8 @@ class Tagger:
             for code in trigger.targets:
                 roles.setdefault(code, "target")
         for source, target in pairs:
-            if (target, source, label) not in dyads:
-                dyads.setdefault((source, target, label), self._dyad(source, target, label))
+            if (target, source, label) not in dyads and (source, target, label) not in dyads:
+                dyads[(source, target, label)] = self._dyad(source, target, label)
 
 
 # Partners acting together (a pair named right before a joint-capable trigger): the alliance side.
