@@ -61,9 +61,8 @@ def _reports(text: str, position: int) -> bool:
     """Whether the words at `position` only report ("… said"): the regex runs only when one
     of its verbs is near, which is rare."""
     near = text[position : position + 40]
-    if not (
-        "sa" in near or "report" in near or "told" in near or "announced" in near or "claimed" in near
-    ):
+    said = "sa" in near or "report" in near or "told" in near  # said, says, say, reported…
+    if not (said or "announced" in near or "claimed" in near):
         return False
     return _ATTRIBUTION.match(text, position, position + 40) is not None
 
@@ -243,9 +242,7 @@ class Tagger:
         return triggers, mentions, places
 
     # ------------------------------------------------------------------ matching
-    def _hits(
-        self, low: str, scanned: _Field
-    ) -> list[tuple[int, int, int, int, CompiledRule]]:
+    def _hits(self, low: str, scanned: _Field) -> list[tuple[int, int, int, int, CompiledRule]]:
         """(family, start, order, end, rule) of every rule pattern matching in `low`, in the order
         that resolves overlaps; cue and context heads are noted in `scanned` on the way."""
         rules = self.rules
@@ -297,7 +294,8 @@ class Tagger:
                 if explain:
                     why = self._context_reasons(rule, scanned)
                     span = text[start:end]
-                    found.append(Trigger(rule, name, start, end, span, (), why, context_blocked=True))
+                    blocked = Trigger(rule, name, start, end, span, (), why, context_blocked=True)
+                    found.append(blocked)
                 continue
             trigger = self._judge(rule, name, scanned, start, end, mentions, explain)
             if trigger is not None:
@@ -511,7 +509,9 @@ class Tagger:
         key = (spec.label, spec.subtype)
         draft = merged.get(key)
         if draft is None:
-            draft = merged[key] = _TagDraft(spec.label, spec.subtype, spec.cameo, spec.plover, spec.intensity, {}, [])  # fmt: skip
+            draft = merged[key] = _TagDraft(
+                spec.label, spec.subtype, spec.cameo, spec.plover, spec.intensity, {}, []
+            )
         draft.add(rule, evidence)
 
     def _collect_dyads(
