@@ -72,7 +72,9 @@ _WITH_PARTNER = re.compile(r"\s+(?:together\s+)?(?:with|between)\s+(?:the\s+)?")
 _SYMMETRIC_LABELS = frozenset({"alliance"})
 _SYMMETRIC_SUBTYPES = frozenset({"border_clash", "fighting"})
 _TAG_VALIDATOR = Tag.__pydantic_validator__
-# Rule hits sort by (family, start, order in the file); ties keep the scan's order.
+# A rule pattern to try: (family, start, order in the file, end or -1 until matched, pattern,
+# rule). Sorted by (family, start, order); ties keep the scan's order.
+_Attempt = tuple[int, int, int, int, re.Pattern[str], CompiledRule]
 _HIT_ORDER = itemgetter(0, 1, 2)
 
 
@@ -242,14 +244,15 @@ class Tagger:
         return triggers, mentions, places
 
     # ------------------------------------------------------------------ matching
-    def _hits(self, low: str, scanned: _Field) -> list[tuple[int, int, int, int, CompiledRule]]:
-        """(family, start, order, end, rule) of every rule pattern matching in `low`, in the order
-        that resolves overlaps; cue and context heads are noted in `scanned` on the way."""
+    def _attempts(self, low: str, scanned: _Field) -> list[_Attempt]:
+        """Every rule pattern to try in `low`, where its head was seen, in the order that
+        resolves overlaps; cue and context heads are noted in `scanned` on the way. Patterns are
+        matched later, and only where no earlier match of their family already covers them."""
         rules = self.rules
         by_head = rules.by_head
         positions, pending = scanned.positions, scanned.pending
         context_positions, context_pending = scanned.context_positions, scanned.context_pending
-        hits: list[tuple[int, int, int, int, CompiledRule]] = []
+        found: list[_Attempt] = []
         scan = " " + low.translate(SCAN_TABLE)  # scan[i] is the space before low[i]
         for head in rules.heads.finditer(scan):
             start = head.start()
@@ -261,30 +264,33 @@ class Tagger:
                 context_positions.append(start)
                 context_pending.append(contexts)
             for family, order, rule, pattern in rule_candidates:
-                if (match := pattern.match(low, start)) is not None:
-                    hits.append((family, start, order, match.end(), rule))
-        for candidate in rules.always:
+                found.append((family, start, order, -1, pattern, rule))
+        for candidate in rules.always:  # patterns without heads: matched here, over the text
             if candidate.rule is not None:
                 for match in candidate.pattern.finditer(low):
                     hit = (candidate.family, match.start(), candidate.order, match.end())
-                    hits.append((*hit, candidate.rule))
-        hits.sort(key=_HIT_ORDER)
-        return hits
+                    found.append((*hit, candidate.pattern, candidate.rule))
+        found.sort(key=_HIT_ORDER)
+        return found
 
     def _scan_field(
         self, name: FieldName, text: str, mentions: list[Mention], explain: bool
     ) -> list[Trigger]:
         low = _lower(text)
         scanned = _Field(text, low)
-        hits = self._hits(low, scanned)
         found: list[Trigger] = []
         family_end = -1
         family = -1
-        for hit_family, start, _, end, rule in hits:
+        for hit_family, start, _, end, pattern, rule in self._attempts(low, scanned):
             if hit_family != family:
                 family, family_end = hit_family, -1
             if start < family_end:
                 continue  # inside a match of the same family: leftmost, then earlier rule wins
+            if end < 0:
+                match = pattern.match(low, start)
+                if match is None:
+                    continue
+                end = match.end()
             previous_end, family_end = family_end, end
             while end > start and low[end - 1].isspace():
                 end -= 1
@@ -448,7 +454,8 @@ class Tagger:
                 nxt = after[1]
                 if nxt.code != first.code and _CONJUNCTION.fullmatch(text[first.end : nxt.start]):
                     targets.append(nxt.code)
-        return tuple(dict.fromkeys(sources)), tuple(dict.fromkeys(targets)), tuple(partners)
+        # Distinct already: a conjoined partner is only added when its code differs.
+        return tuple(sources), tuple(targets), tuple(partners)
 
     # ------------------------------------------------------------------ assembling
     def _assemble(
