@@ -270,7 +270,8 @@ class Tagger:
                 for match in candidate.pattern.finditer(low):
                     hit = (candidate.family, match.start(), candidate.order, match.end())
                     found.append((*hit, candidate.pattern, candidate.rule))
-        found.sort(key=_HIT_ORDER)
+        if len(found) > 1:
+            found.sort(key=_HIT_ORDER)
         return found
 
     def _scan_field(
