@@ -263,6 +263,11 @@ class Tagger:
             if contexts:
                 context_positions.append(start)
                 context_pending.append(contexts)
+            if len(rule_candidates) == 1:  # most heads: match now, and keep only a hit
+                family, order, rule, pattern = rule_candidates[0]
+                if (match := pattern.match(low, start)) is not None:
+                    found.append((family, start, order, match.end(), pattern, rule))
+                continue
             for family, order, rule, pattern in rule_candidates:
                 found.append((family, start, order, -1, pattern, rule))
         for candidate in rules.always:  # patterns without heads: matched here, over the text
