@@ -75,7 +75,7 @@ _TAG_VALIDATOR = Tag.__pydantic_validator__
 # A rule pattern to try: (family, start, order in the file, end or -1 until matched, pattern,
 # rule). Sorted by (family, start, order); ties keep the scan's order.
 _Attempt = tuple[int, int, int, int, re.Pattern[str], CompiledRule]
-_HIT_ORDER = itemgetter(0, 1, 2)
+_ATTEMPT_ORDER = itemgetter(0, 1, 2)
 
 
 def _tag_order(tag: Tag) -> tuple[bool, float]:
@@ -276,7 +276,7 @@ class Tagger:
                     hit = (candidate.family, match.start(), candidate.order, match.end())
                     found.append((*hit, candidate.pattern, candidate.rule))
         if len(found) > 1:
-            found.sort(key=_HIT_ORDER)
+            found.sort(key=_ATTEMPT_ORDER)
         return found
 
     def _scan_field(
