@@ -307,7 +307,9 @@ def compile_rules(spec: RulesFile) -> RuleSet:
             tuple(c for c in ordered if c.kind == CONTEXT),
         )
     return RuleSet(
-        heads=re.compile(" (?:" + trie_pattern(scan_index) + ")"),
+        # The head is captured in a look-ahead, so that finditer resumes right after the space:
+        # heads can overlap ("mutual defence" holds "defence").
+        heads=re.compile(" (?=(" + trie_pattern(scan_index) + "))"),
         by_head=scan_index,
         always=tuple(always),
         window=spec.defaults.window,

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Literal
+from operator import itemgetter
+from typing import Literal, NamedTuple
 
 import yaml
 from pydantic import ValidationError
@@ -41,8 +42,9 @@ FieldName = Literal["title", "summary", "text"]
 EVIDENCE_PER_TAG = 5
 SPAN_MAX = 500
 # Where sentences end: punctuation after a lower-case letter, digit or closing quote, so "U.S."
-# and "Gen." in the middle of a sentence do not split it.
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\"”’'%])[.!?]+[\"”’']?\s+|\n+")
+# and "Gen." in the middle of a sentence do not split it. The pattern starts with a character
+# class (the look-behinds come after it) so that the regex engine skips to candidates quickly.
+_SENTENCE_END = re.compile(r"[.!?\n](?:(?<=[a-z0-9)\"”’'%][.!?])[.!?]*[\"”’']?\s+|(?<=\n)\n*)")
 # Two partners named together: "Russia and China", "US, UK", "US-South Korea".
 _CONJUNCTION = re.compile(r"\s*(?:,|and|&|/|-|–|—|, and)\s*(?:the\s+)?")
 _PAIR_GAP_BAD = re.compile(
@@ -53,11 +55,32 @@ _DAY = re.compile(r"\bon \w+day\b|\b\w+day\b")
 _ATTRIBUTION = re.compile(
     r"(?:'s|’s)?(?:\s+[\w-]+){0,3}?\s+(?:said|says|say|reported|reports|told|announced|claimed)\b"
 )
+
+
+def _reports(text: str, position: int) -> bool:
+    """Whether the words at `position` only report ("… said"): the regex runs only when one
+    of its verbs is near, which is rare."""
+    near = text[position : position + 40]
+    said = "sa" in near or "report" in near or "told" in near  # said, says, say, reported…
+    if not (said or "announced" in near or "claimed" in near):
+        return False
+    return _ATTRIBUTION.match(text, position, position + 40) is not None
+
+
 _WITH_PARTNER = re.compile(r"\s+(?:together\s+)?(?:with|between)\s+(?:the\s+)?")
 # Outcomes that are about two sides acting together or against each other, not one on the other.
 _SYMMETRIC_LABELS = frozenset({"alliance"})
 _SYMMETRIC_SUBTYPES = frozenset({"border_clash", "fighting"})
 _TAG_VALIDATOR = Tag.__pydantic_validator__
+# A rule pattern to try: (family, start, order in the file, end or -1 until matched, pattern,
+# rule). Sorted by (family, start, order); ties keep the scan's order.
+_Attempt = tuple[int, int, int, int, re.Pattern[str], CompiledRule]
+_ATTEMPT_ORDER = itemgetter(0, 1, 2)
+
+
+def _tag_order(tag: Tag) -> tuple[bool, float]:
+    """Escalation first, then the most confident."""
+    return tag.label != "escalation", -tag.confidence
 
 
 @dataclass(frozen=True)
@@ -74,9 +97,9 @@ class Tagging:
         return {tag.label for tag in self.tags}
 
 
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """A rule match: kept (labels) or suppressed (why), with its evidence."""
+class Trigger(NamedTuple):
+    """A rule match: kept (labels) or suppressed (why), with its evidence. A named tuple: the
+    tagger builds several per item, and a tuple costs a fraction of a frozen dataclass."""
 
     rule: CompiledRule
     field: FieldName
@@ -92,10 +115,14 @@ class Trigger:
     context_blocked: bool = False  # a context ruled it out: another rule may use its words
 
 
+# A cue or clause break found in a field: (start, end, kind, name).
+_CueHit = tuple[int, int, int, str]
+
+
 @dataclass(slots=True)
 class _Field:
     """One field after the scan. Cue, context and clause-break heads seen by the scan are only
-    matched when a trigger asks (lazily, and only in its window); sentence bounds likewise."""
+    matched when a trigger asks (lazily, once per field); sentence bounds likewise."""
 
     text: str
     low: str
@@ -104,24 +131,30 @@ class _Field:
     context_positions: list[int] = field(default_factory=list)
     context_pending: list[tuple[Candidate, ...]] = field(default_factory=list)
     contexts: dict[str, str] = field(default_factory=dict)
-    memo: dict[int, list[tuple[int, int, str, str]]] = field(default_factory=dict)
+    hits: list[_CueHit] | None = None  # the matched cues and breaks, by start
+    hit_starts: list[int] = field(default_factory=list)
     starts: list[int] | None = None
-    # sentence start -> the state/bloc mentions in that sentence
-    local: dict[int, list[Mention]] = field(default_factory=dict)
+    # sentence start -> the state/bloc mentions in that sentence, and their codes
+    local: dict[int, tuple[list[Mention], tuple[str, ...]]] = field(default_factory=dict)
 
-    def _matched(self, index: int) -> list[tuple[int, int, str, str]]:
-        """(kind, end, name, words) of the cues and breaks matching at pending[index];
-        each position is matched once, however many triggers look at it."""
-        found = self.memo.get(index)
-        if found is None:
-            position = self.positions[index]
-            found = []
-            for candidate in self.pending[index]:
-                match = candidate.pattern.match(self.low, position)
-                if match is not None:
-                    found.append((candidate.kind, match.end(), candidate.name, match.group()))
-            self.memo[index] = found
-        return found
+    def cue_hits(self) -> list[_CueHit]:
+        """Every cue and break that matches where its head was seen. Matched for the whole field
+        at the first trigger that needs them: fields with triggers have few cue heads, and one
+        sorted list is cheaper to query than a memo per position."""
+        if self.hits is None:
+            low = self.low
+            self.hits = [
+                (position, match.end(), candidate.kind, candidate.name)
+                for position, candidates in zip(self.positions, self.pending, strict=True)
+                for candidate in candidates
+                if (match := candidate.pattern.match(low, position)) is not None
+            ]
+            self.hit_starts = [hit[0] for hit in self.hits]
+        return self.hits
+
+    def first_hit(self, begin: int) -> int:
+        """Index in `cue_hits()` of the first cue or break starting at or after `begin`."""
+        return bisect.bisect_left(self.hit_starts, begin)
 
     def context(self, name: str) -> str:
         """The words of context `name` in this field, '' when absent (looked up once)."""
@@ -142,15 +175,6 @@ class _Field:
             self.contexts[name] = words
         return words
 
-    def between(self, begin: int, end: int, kind: int) -> Iterator[tuple[int, int, str]]:
-        """(start, end, name) of the cues or breaks that match inside [begin, end)."""
-        first = bisect.bisect_left(self.positions, begin)
-        last = bisect.bisect_left(self.positions, end)
-        for index in range(first, last):
-            for found_kind, found_end, name, _ in self._matched(index):
-                if found_kind == kind and found_end <= end:
-                    yield self.positions[index], found_end, name
-
     def bounds(self, position: int) -> tuple[int, int]:
         if self.starts is None:
             self.starts = [0, *(m.end() for m in _SENTENCE_END.finditer(self.text))]
@@ -158,6 +182,16 @@ class _Field:
         start = self.starts[index]
         end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
         return start, end
+
+    def sentence_actors(
+        self, s_start: int, s_end: int, mentions: list[Mention]
+    ) -> tuple[list[Mention], tuple[str, ...]]:
+        """The mentions in the sentence starting at `s_start`, and their distinct codes."""
+        found = self.local.get(s_start)
+        if found is None:
+            local = [m for m in mentions if s_start <= m.start < s_end]
+            found = self.local[s_start] = (local, tuple(dict.fromkeys(m.code for m in local)))
+        return found
 
 
 def _lower(text: str) -> str:
@@ -178,16 +212,25 @@ class Tagger:
         # Actors and dyads are immutable and few: build each once.
         self._actors: dict[tuple[str, str], Actor] = {}
         self._dyads: dict[tuple[str, str, str], Dyad] = {}
+        # Whether a rule's outcome for a label is symmetric, per (rule id, label): rule data.
+        self._symmetric: dict[tuple[str, str], bool] = {}
+        self._regions_without_actors = frozenset(gazetteer.regions_of(()))
 
     # ------------------------------------------------------------------ public
     def tag(self, fields: Sequence[tuple[FieldName, str]]) -> Tagging:
-        triggers, mentions, places = self.scan(fields)
+        triggers, mentions, places = self._scan(fields, explain=False)
         return self._assemble(triggers, mentions, places)
 
     def scan(
         self, fields: Sequence[tuple[FieldName, str]]
     ) -> tuple[list[Trigger], list[Mention], set[str]]:
-        """Every trigger (kept or suppressed), actor mentions and region places."""
+        """Every trigger (kept or suppressed, with why), actor mentions and region places."""
+        return self._scan(fields, explain=True)
+
+    def _scan(
+        self, fields: Sequence[tuple[FieldName, str]], explain: bool
+    ) -> tuple[list[Trigger], list[Mention], set[str]]:
+        """Triggers (only kept ones unless `explain`), actor mentions and region places."""
         triggers: list[Trigger] = []
         mentions: list[Mention] = []
         places: set[str] = set()
@@ -197,57 +240,98 @@ class Tagger:
             found, field_places = self.gazetteer.scan(text)
             mentions.extend(found)
             places.update(field_places)
-            triggers.extend(self._scan_field(name, text, found))
+            triggers.extend(self._scan_field(name, text, found, explain))
         return triggers, mentions, places
 
     # ------------------------------------------------------------------ matching
-    def _scan_field(self, name: FieldName, text: str, mentions: list[Mention]) -> list[Trigger]:
-        low = _lower(text)
+    def _attempts(self, low: str, scanned: _Field) -> list[_Attempt]:
+        """Every rule pattern to try in `low`, where its head was seen, in the order that
+        resolves overlaps; cue and context heads are noted in `scanned` on the way. Patterns are
+        matched later, and only where no earlier match of their family already covers them."""
         rules = self.rules
-        scanned = _Field(text, low)
-        hits: list[tuple[int, int, int, int, CompiledRule]] = []
-        search = rules.heads.search
+        by_head = rules.by_head
+        positions, pending = scanned.positions, scanned.pending
+        context_positions, context_pending = scanned.context_positions, scanned.context_pending
+        found: list[_Attempt] = []
         scan = " " + low.translate(SCAN_TABLE)  # scan[i] is the space before low[i]
-        position = 0
-        while (head := search(scan, position)) is not None:
+        for head in rules.heads.finditer(scan):
             start = head.start()
-            rule_candidates, cues, contexts = rules.by_head[head.group()[1:]]
+            rule_candidates, cues, contexts = by_head[head.group(1)]
             if cues:  # cues and contexts: matched later, only if a trigger needs them
-                scanned.positions.append(start)
-                scanned.pending.append(cues)
+                positions.append(start)
+                pending.append(cues)
             if contexts:
-                scanned.context_positions.append(start)
-                scanned.context_pending.append(contexts)
+                context_positions.append(start)
+                context_pending.append(contexts)
+            if len(rule_candidates) == 1:  # most heads: match now, and keep only a hit
+                family, order, rule, pattern = rule_candidates[0]
+                if (match := pattern.match(low, start)) is not None:
+                    found.append((family, start, order, match.end(), pattern, rule))
+                continue
             for family, order, rule, pattern in rule_candidates:
-                match = pattern.match(low, start)
-                if match is not None:
-                    hits.append((family, start, order, match.end(), rule))
-            position = start + 1
-        for candidate in rules.always:
+                found.append((family, start, order, -1, pattern, rule))
+        for candidate in rules.always:  # patterns without heads: matched here, over the text
             if candidate.rule is not None:
                 for match in candidate.pattern.finditer(low):
                     hit = (candidate.family, match.start(), candidate.order, match.end())
-                    hits.append((*hit, candidate.rule))
-        if not hits:
-            return []
-        hits.sort(key=lambda hit: hit[:3])
+                    found.append((*hit, candidate.pattern, candidate.rule))
+        if len(found) > 1:
+            found.sort(key=_ATTEMPT_ORDER)
+        return found
+
+    def _scan_field(
+        self, name: FieldName, text: str, mentions: list[Mention], explain: bool
+    ) -> list[Trigger]:
+        low = _lower(text)
+        scanned = _Field(text, low)
         found: list[Trigger] = []
         family_end = -1
         family = -1
-        for hit_family, start, _, end, rule in hits:
+        for hit_family, start, _, end, pattern, rule in self._attempts(low, scanned):
             if hit_family != family:
                 family, family_end = hit_family, -1
             if start < family_end:
                 continue  # inside a match of the same family: leftmost, then earlier rule wins
+            if end < 0:
+                match = pattern.match(low, start)
+                if match is None:
+                    continue
+                end = match.end()
             previous_end, family_end = family_end, end
             while end > start and low[end - 1].isspace():
                 end -= 1
             end = min(end, start + SPAN_MAX)
-            trigger = self._judge(rule, name, scanned, start, end, mentions)
-            found.append(trigger)
-            if trigger.context_blocked:
+            if (rule.requires or rule.blocked_by) and self._context_blocked(rule, scanned):
                 family_end = previous_end  # the words stay free for a later rule of the family
+                if explain:
+                    why = self._context_reasons(rule, scanned)
+                    span = text[start:end]
+                    blocked = Trigger(rule, name, start, end, span, (), why, context_blocked=True)
+                    found.append(blocked)
+                continue
+            trigger = self._judge(rule, name, scanned, start, end, mentions, explain)
+            if trigger is not None:
+                found.append(trigger)
         return found
+
+    @staticmethod
+    def _context_blocked(rule: CompiledRule, scanned: _Field) -> bool:
+        """A required context is absent, or a blocking one present (read over the whole field:
+        a title or a two-sentence lede is one scene)."""
+        if rule.requires and not any(scanned.context(c) for c in rule.requires):
+            return True
+        return any(scanned.context(c) for c in rule.blocked_by)
+
+    @staticmethod
+    def _context_reasons(rule: CompiledRule, scanned: _Field) -> tuple[str, ...]:
+        why: list[str] = []
+        if rule.requires and not any(scanned.context(c) for c in rule.requires):
+            why.append(f"needs {' or '.join(rule.requires)} context")
+        for context in rule.blocked_by:
+            words = scanned.context(context)
+            if words:
+                why.append(f"{context} context: {words!r}")
+        return tuple(why)
 
     def _judge(
         self,
@@ -257,75 +341,76 @@ class Tagger:
         start: int,
         end: int,
         mentions: list[Mention],
-    ) -> Trigger:
+        explain: bool,
+    ) -> Trigger | None:
+        """The trigger of a match its contexts allow: kept with its labels and roles, or (only
+        when `explain`) suppressed with the cues that cancelled it."""
         s_start, s_end = scanned.bounds(start)
-        why: list[str] = []
-        # Contexts are read over the whole field: a title or a two-sentence lede is one scene.
-        if rule.requires and not any(scanned.context(c) for c in rule.requires):
-            why.append(f"needs {' or '.join(rule.requires)} context")
-        for context in rule.blocked_by:
-            words = scanned.context(context)
-            if words:
-                why.append(f"{context} context: {words!r}")
-        context_blocked = bool(why)
+        window = self._cues_before(scanned, s_start, start)
         labels: list[str] = []
-        if not why:
-            window_start = self._window_start(scanned, s_start, start)
-            for ctag in rule.tags:
-                cancelled = self._cancelled(scanned, ctag.cues, window_start, start)
-                if cancelled:
-                    why.append(f"{ctag.spec.label} cancelled by {cancelled}")
-                else:
-                    labels.append(ctag.spec.label)
-        joint: tuple[str, ...] = ()
+        why: list[str] = []
+        for ctag in rule.tags:
+            cue = self._cancelled(scanned, window, ctag.cues, start) if window else None
+            if cue is None:
+                labels.append(ctag.spec.label)
+            elif explain:
+                cue_start, cue_end, cue_name = cue
+                words = scanned.text[cue_start:cue_end]
+                why.append(f"{ctag.spec.label} cancelled by {cue_name} {words!r}")
+        text = scanned.text[start:end]
+        if not labels:
+            return Trigger(rule, name, start, end, text, (), tuple(why)) if explain else None
         sources: tuple[str, ...] = ()
         targets: tuple[str, ...] = ()
         partners: tuple[str, ...] = ()
-        participants: tuple[str, ...] = ()
-        if labels:  # roles only matter for kept triggers
-            local = scanned.local.get(s_start)
-            if local is None:
-                local = scanned.local[s_start] = [m for m in mentions if s_start <= m.start < s_end]
-            if local:
-                sources, targets, partners = self._roles(scanned.text, local, start, end)
-                participants = tuple(dict.fromkeys(m.code for m in local))
-        if rule.joint and labels and partners:
+        local, participants = scanned.sentence_actors(s_start, s_end, mentions)
+        if local:
+            sources, targets, partners = self._roles(scanned.text, local, start, end)
+        joint: tuple[str, ...] = ()
+        if rule.joint and partners:
             joint = partners
             if "alliance" not in labels:
                 labels.append("alliance")
         return Trigger(
-            rule=rule,
-            field=name,
-            start=start,
-            end=end,
-            text=scanned.text[start:end],
-            labels=tuple(labels),
-            suppressed=tuple(why) if not labels else (),
-            joint_with=joint,
-            sources=sources,
-            targets=targets,
-            participants=participants,
-            context_blocked=context_blocked,
+            rule, name, start, end, text, tuple(labels), (), joint, sources, targets, participants
         )
 
-    def _window_start(self, scanned: _Field, sentence_start: int, start: int) -> int:
-        """Where cues for a trigger at `start` may begin: same sentence, same clause, near."""
+    def _cues_before(
+        self, scanned: _Field, sentence_start: int, start: int
+    ) -> list[tuple[int, int, str]]:
+        """(start, end, name) of the cues that may cancel a trigger at `start`: those in its
+        window (same sentence, same clause, near), in order."""
+        hits = scanned.cue_hits()
+        if not hits:
+            return []
         begin = max(sentence_start, start - self.rules.window)
         low = scanned.low
         for mark in (";", ":", ", and "):
             at = low.rfind(mark, begin, start)
             if at >= 0:
                 begin = at + len(mark)
-        for _, end, _ in scanned.between(begin, start, BREAK):
-            begin = max(begin, end)
-        return begin
+        first = scanned.first_hit(begin)
+        clause = begin  # a clause break in the window moves its start past the break
+        for hit_start, hit_end, kind, _ in hits[first:]:
+            if hit_start >= start:
+                break
+            if kind == BREAK and clause < hit_end <= start:
+                clause = hit_end
+        return [
+            (hit_start, hit_end, name)
+            for hit_start, hit_end, kind, name in hits[scanned.first_hit(clause) :]
+            if hit_start < start and kind == CUE and hit_end <= start
+        ]
 
     def _cancelled(
-        self, scanned: _Field, cues: tuple[str, ...], window_start: int, start: int
-    ) -> str:
-        if not cues:
-            return ""
-        for cue_start, cue_end, cue in scanned.between(window_start, start, CUE):
+        self,
+        scanned: _Field,
+        window: list[tuple[int, int, str]],
+        cues: tuple[str, ...],
+        start: int,
+    ) -> tuple[int, int, str] | None:
+        """The first cue in `window` that is one of `cues` (and near enough, if it must be)."""
+        for cue_start, cue_end, cue in window:
             if cue not in cues:
                 continue
             gap = self.rules.adjacent.get(cue)
@@ -333,8 +418,8 @@ class Tagger:
                 between = scanned.low[cue_end:start].split()
                 if len(between) > gap or "and" in between:
                     continue
-            return f"{cue} {scanned.text[cue_start:cue_end]!r}"
-        return ""
+            return cue_start, cue_end, cue
+        return None
 
     @staticmethod
     def _roles(
@@ -344,9 +429,12 @@ class Tagger:
         actor after its first word: "struck Houthi targets"), and partners named together right
         before it or joined by "with"."""
         before = [m for m in local if m.end <= start]
-        after = [
-            m for m in local if m.start > start and not _ATTRIBUTION.match(text, m.end, m.end + 40)
-        ]
+        after: list[Mention] = []  # the first two only: the attribution check is a regex
+        for mention in local:
+            if mention.start > start and not _reports(text, mention.end):
+                after.append(mention)
+                if len(after) == 2:
+                    break
         sources: list[str] = []
         partners: list[str] = []
         if before:
@@ -356,7 +444,9 @@ class Tagger:
                 prev = before[-2]
                 if prev.code != last.code and _CONJUNCTION.fullmatch(text[prev.end : last.start]):
                     sources.insert(0, prev.code)
-                    gap = _DAY.sub("", text[last.end : start])
+                    gap = text[last.end : start]
+                    if "day" in gap:  # the regex only if it can remove something
+                        gap = _DAY.sub("", gap)
                     if len(gap) <= 40 and not _PAIR_GAP_BAD.search(gap.lower()):
                         partners = [prev.code, last.code]
         targets: list[str] = []
@@ -370,28 +460,38 @@ class Tagger:
                 nxt = after[1]
                 if nxt.code != first.code and _CONJUNCTION.fullmatch(text[first.end : nxt.start]):
                     targets.append(nxt.code)
-        return tuple(dict.fromkeys(sources)), tuple(dict.fromkeys(targets)), tuple(partners)
+        # Distinct already: a conjoined partner is only added when its code differs.
+        return tuple(sources), tuple(targets), tuple(partners)
 
     # ------------------------------------------------------------------ assembling
     def _assemble(
         self, triggers: list[Trigger], mentions: list[Mention], places: set[str]
     ) -> Tagging:
+        if not triggers and not mentions:  # most news: no event, no state named
+            return Tagging(regions=sorted(places | self._regions_without_actors))
         merged: dict[tuple[str, str], _TagDraft] = {}
         roles: dict[str, str] = {}
         dyads: dict[tuple[str, str, str], Dyad] = {}
         for trigger in triggers:
-            for ctag in trigger.rule.tags:
-                if ctag.spec.label in trigger.labels:
-                    self._add(merged, (ctag.spec.label, ctag.spec.subtype), trigger, ctag.spec)
-            if "alliance" in trigger.labels and trigger.joint_with:
-                spec = _JOINT_SPEC.get(trigger.rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
-                self._add(merged, ("alliance", spec.subtype), trigger, spec)
-            for label in trigger.labels:
-                self._collect_dyads(trigger, label, roles, dyads)
-        tags = sorted(
-            (draft.build() for draft in merged.values()),
-            key=lambda t: (t.label != "escalation", -t.confidence),
-        )
+            labels = trigger.labels
+            rule = trigger.rule
+            evidence = {  # shared by the tags of this trigger: validation copies it
+                "rule": rule.id,
+                "text": trigger.text,
+                "start": trigger.start,
+                "end": trigger.end,
+                "field": trigger.field,
+            }
+            for ctag in rule.tags:
+                if ctag.spec.label in labels:
+                    self._add(merged, ctag.spec, rule, evidence)
+            if trigger.joint_with and "alliance" in labels:
+                spec = _JOINT_SPEC.get(rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
+                self._add(merged, spec, rule, evidence)
+            if trigger.participants:  # no actor in its sentence: no roles, no dyads
+                for label in labels:
+                    self._collect_dyads(trigger, label, roles, dyads)
+        tags = sorted((draft.build() for draft in merged.values()), key=_tag_order)
         codes = list(dict.fromkeys(m.code for m in mentions))
         actors = [self._actor(code, roles.get(code, "participant")) for code in codes]
         regions = sorted(places | self.gazetteer.regions_of(codes))
@@ -415,20 +515,17 @@ class Tagger:
     @staticmethod
     def _add(
         merged: dict[tuple[str, str], _TagDraft],
-        key: tuple[str, str],
-        trigger: Trigger,
         spec: TagSpec,
+        rule: CompiledRule,
+        evidence: dict[str, object],
     ) -> None:
+        key = (spec.label, spec.subtype)
         draft = merged.get(key)
         if draft is None:
             draft = merged[key] = _TagDraft(
-                label=key[0],
-                subtype=key[1],
-                cameo=spec.cameo,
-                plover=spec.plover,
-                intensity=spec.intensity,
+                spec.label, spec.subtype, spec.cameo, spec.plover, spec.intensity, {}, []
             )
-        draft.add(trigger)
+        draft.add(rule, evidence)
 
     def _collect_dyads(
         self,
@@ -437,8 +534,11 @@ class Tagger:
         roles: dict[str, str],
         dyads: dict[tuple[str, str, str], Dyad],
     ) -> None:
-        subtypes = {t.spec.subtype for t in trigger.rule.tags if t.spec.label == label}
-        symmetric = label in _SYMMETRIC_LABELS or bool(subtypes & _SYMMETRIC_SUBTYPES)
+        symmetric = self._symmetric.get((trigger.rule.id, label))
+        if symmetric is None:
+            subtypes = {t.spec.subtype for t in trigger.rule.tags if t.spec.label == label}
+            symmetric = label in _SYMMETRIC_LABELS or bool(subtypes & _SYMMETRIC_SUBTYPES)
+            self._symmetric[(trigger.rule.id, label)] = symmetric
         partners = trigger.joint_with
         if label == "alliance" and partners:
             pairs = [(a, b) for i, a in enumerate(partners) for b in partners[i + 1 :]]
@@ -457,8 +557,8 @@ class Tagger:
             for code in trigger.targets:
                 roles.setdefault(code, "target")
         for source, target in pairs:
-            if (target, source, label) not in dyads:
-                dyads.setdefault((source, target, label), self._dyad(source, target, label))
+            if (target, source, label) not in dyads and (source, target, label) not in dyads:
+                dyads[(source, target, label)] = self._dyad(source, target, label)
 
 
 # Partners acting together (a pair named right before a joint-capable trigger): the alliance side.
@@ -485,22 +585,13 @@ class _TagDraft:
     cameo: str
     plover: str
     intensity: float
-    confidences: dict[str, float] = field(default_factory=dict)
-    evidence: list[dict[str, object]] = field(default_factory=list)
+    confidences: dict[str, float]
+    evidence: list[dict[str, object]]
 
-    def add(self, trigger: Trigger) -> None:
-        rule = trigger.rule
+    def add(self, rule: CompiledRule, evidence: dict[str, object]) -> None:
         self.confidences[rule.id] = max(self.confidences.get(rule.id, 0.0), rule.confidence)
         if len(self.evidence) < EVIDENCE_PER_TAG:
-            self.evidence.append(
-                {
-                    "rule": rule.id,
-                    "text": trigger.text,
-                    "start": trigger.start,
-                    "end": trigger.end,
-                    "field": trigger.field,
-                }
-            )
+            self.evidence.append(evidence)
 
     def build(self) -> Tag:
         # Independent rules agreeing raise confidence; the same rule twice does not.
