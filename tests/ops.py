@@ -8,6 +8,7 @@ whatever services exist on the branch and tighten by themselves as services land
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -265,9 +266,22 @@ def parse_exposition(text: str) -> Exposed:
 
 
 def scrape(url: str, timeout_s: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:
-        body: bytes = response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            body: bytes = response.read()
+    except urllib.error.HTTPError as error:
+        raise _detached(error) from None
     return body.decode()
+
+
+def _detached(error: urllib.error.HTTPError) -> urllib.error.HTTPError:
+    """The same HTTP error with its body read and its socket closed: callers that retry on it
+    (wait_until) would otherwise leak one open socket per attempt (a ResourceWarning)."""
+    with error:
+        body = error.read()
+    return urllib.error.HTTPError(
+        error.url, error.code, error.reason, error.headers, io.BytesIO(body)
+    )
 
 
 def wait_until(what: str, check: Any, timeout_s: float, interval_s: float = 0.2) -> Any:

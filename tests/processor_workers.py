@@ -112,7 +112,8 @@ class Worker:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, ""
+            with exc:  # close its socket: /readyz is polled while it answers 503
+                return exc.code, ""
         except OSError:
             return 0, ""
 

@@ -202,7 +202,8 @@ def _status(url: str) -> int:
             status: int = response.status
             return status
     except urllib.error.HTTPError as error:
-        return error.code
+        with error:  # close its socket: /readyz is polled while it answers 503
+            return error.code
 
 
 def test_every_service_serves_health_and_becomes_ready(
