@@ -39,7 +39,7 @@ from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
 from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, ContractError
-from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
+from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer, prepare_join
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, AlertAction, TaggedItem
@@ -116,7 +116,9 @@ class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
         self._alerter = alerter
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        # aiokafka calls this right before every (re)join: the place to make the join see
+        # news.tagged as it exists now (after a broker restart it may be new; see prepare_join)
+        await self._alerter.prepare_join()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._alerter.check_assignment(assigned)
@@ -304,6 +306,10 @@ class Alerter:
             "fresh state: recovered %d notification records from the alerts topic",
             len(changes.records),
         )
+
+    async def prepare_join(self) -> None:
+        if self._consumer is not None:
+            await prepare_join(self.settings, self._consumer, [self.settings.topics.news_tagged])
 
     def ensure_outputs_soon(self) -> None:
         """Start `ensure_outputs` beside the stream: the rebalance (and the rewind of a fresh
