@@ -23,11 +23,7 @@ from .collecting import eventually
 from .feedserver import FeedServer
 from .pipeline import Pipeline, restart_round
 
-# Opt-in (`pytest -m slow`): it passes on a quiet machine but has a known race under load (the
-# alerter sometimes has not caught up on the recreated news.tagged within its deadline, and ~1 run
-# in 10 missed items when other suites ran beside it), and the default suite must be
-# deterministic. Tracked in the reliability issue; `python -m bench.soak` chases it at length.
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
+pytestmark = pytest.mark.broker
 
 PER_PHASE = 6  # items before the outage, while the broker is down, and after it
 
@@ -58,12 +54,26 @@ async def test_broker_killed_and_restarted_empty_mid_stream_loses_nothing(
         # consumer here would have brought back): records sent to a topic the restarted broker
         # lacks are acknowledged and dropped, so each service recreates what it writes.
         written = set(kafka.topics.all()) - {kafka.topics.alert_actions}  # the console's, not run
-        assert set(await list_topics(kafka)) >= written
-        alerter = pipeline.alerter
+        partitions = await list_topics(kafka)
+        assert set(partitions) >= written
+        # Each consumer holds every partition of its recreated input topic: a topic can come
+        # back with the broker's default partition count (a client's metadata request recreated
+        # it first), and a consumer assigned from its pre-restart metadata would never read the
+        # extra partitions. Then the alerter has read the new news.tagged (redeliveries count).
+        processor, alerter = pipeline.processor, pipeline.alerter
+        raw, tagged = partitions[kafka.topics.news_raw], partitions[kafka.topics.news_tagged]
         await eventually(
-            lambda: alerter.metric("blocwatch_alerter_items_total") >= pipeline.fed,
-            "alerter resumed on the new news.tagged",
-            90,
+            lambda: processor.metric("blocwatch_processor_assigned_partitions") == raw,
+            f"processor assigned all {raw} partitions of the new news.raw",
+            60,
+        )
+        await eventually(
+            lambda: (
+                alerter.metric("blocwatch_alerter_assigned_partitions") == tagged
+                and alerter.metric("blocwatch_alerter_items_total") >= pipeline.fed
+            ),
+            f"alerter assigned all {tagged} partitions of the new news.tagged and resumed",
+            60,
         )
         for service in pipeline.services:
             assert service.alive(), f"{service.name} exited:\n{service.tail()}"

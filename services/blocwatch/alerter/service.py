@@ -165,12 +165,16 @@ class Alerter:
         self._actions: AIOKafkaConsumer | None = None
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
         self.batches = 0
+        self.metrics.assigned_partitions.set_function(self._assigned_partitions)
 
     # -- lifecycle
 
     @property
     def ready(self) -> bool:
-        return self._consumer is not None and bool(self._consumer.assignment())
+        return self._assigned_partitions() > 0
+
+    def _assigned_partitions(self) -> int:
+        return len(self._consumer.assignment()) if self._consumer is not None else 0
 
     async def start(self) -> None:
         try:
