@@ -4,8 +4,10 @@ A real collector (against a local aiohttp feed server), a real processor and a r
 as subprocesses on our own embedded broker (a fixed port, not the session broker, because we kill
 it). Memory storage loses every topic, offset and consumer group, so each service must reconnect,
 recreate the topics it writes and resume. The run feeds N distinct items, some of them while the
-broker is down, and must end with N distinct ids on news.tagged (duplicates allowed) and every
-process still running.
+broker is down, and must end with N distinct ids on news.tagged (duplicates allowed), every
+process still running, and each consumer holding every partition of its recreated input topic
+(which may come back with another partition count: a client's metadata request recreates it with
+the broker's default).
 """
 
 from __future__ import annotations

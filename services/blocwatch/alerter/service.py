@@ -39,7 +39,13 @@ from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
 from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, ContractError
-from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer, prepare_join
+from blocwatch.core.kafka import (
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    prepare_join,
+    refresh_metadata,
+)
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, AlertAction, TaggedItem
@@ -339,6 +345,10 @@ class Alerter:
             return
         if created:
             log.warning("recreated missing output topics: %s", ", ".join(created))
+        if self._producer is not None:
+            # its cached metadata may list partitions the recreated topics lack (they can come
+            # back with another partition count): records sent there would be dropped too
+            await refresh_metadata(self._producer)
 
     def check_assignment(self, assigned: set[TopicPartition]) -> None:
         """Windows span every partition: warn loudly when another member holds some of them."""
