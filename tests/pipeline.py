@@ -144,6 +144,14 @@ async def restart_round(
     # nobody consumed yet would be lost with its memory; that is memory storage, not a service).
     before_ids = pipeline.offer(per_phase)
     before = distinct_ids(await read_until(kafka, topic, before_ids, timeout_s))
+    # The alerter too (its count includes redeliveries, so this is a lower bound): what it had
+    # not read from the old news.tagged when the broker died is gone with it, and would then
+    # look like a consumer that did not resume.
+    await eventually(
+        lambda: pipeline.alerter.metric("blocwatch_alerter_items_total") >= pipeline.fed,
+        "alerter read the items before the outage",
+        timeout_s,
+    )
     # The broker dies: every topic, offset and consumer group is gone. New items appear meanwhile.
     failures = "blocwatch_collector_publish_failures_total"
     failed_before = pipeline.collector.metric(failures)

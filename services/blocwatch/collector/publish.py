@@ -71,6 +71,7 @@ class Publisher:
         *,
         capacity: int,
         ensure_topic: Callable[[], Awaitable[object]] | None = None,
+        metadata_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.producer_factory = producer_factory
@@ -79,6 +80,7 @@ class Publisher:
         self.metrics = metrics
         self.capacity = capacity
         self.ensure_topic = ensure_topic
+        self.metadata_timeout_s = metadata_timeout_s
         self.clock = clock
         self._buffer: deque[_Pending] = deque()
         self._pending_ids: set[str] = set()
@@ -221,10 +223,11 @@ class Publisher:
         broker describes now (on Kafka with auto-creation off, a missing one is recreated here
         first). One small request per batch; batches are per poll, so few.
         """
-        await refresh_metadata(producer)
+        # bounded like a send: while the broker is down, the send below fails just as soon
+        await refresh_metadata(producer, self.metadata_timeout_s)
         if producer.client.cluster.partitions_for_topic(self.topic) is None:
             await self._ensure_topic()
-            await refresh_metadata(producer)
+            await refresh_metadata(producer, self.metadata_timeout_s)
 
     async def _try_connect(self) -> None:
         try:

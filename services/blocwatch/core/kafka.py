@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 REFRESH_TIMEOUT_S = 10.0
+REFRESH_RETRY_S = 0.1
 
 # How often consumers re-read cluster metadata (aiokafka's default: 5 minutes). A subscribed
 # topic that appears, comes back, or changes partition count is only noticed on a refresh, and a
@@ -195,16 +196,28 @@ async def list_topics(settings: KafkaSettings) -> dict[str, int]:
     return {d["topic"]: len(d["partitions"]) for d in described}
 
 
-async def refresh_metadata(client: AIOKafkaConsumer | AIOKafkaProducer) -> bool:
+async def refresh_metadata(
+    client: AIOKafkaConsumer | AIOKafkaProducer, timeout_s: float = REFRESH_TIMEOUT_S
+) -> bool:
     """Re-read cluster metadata now (aiokafka otherwise waits for metadata_max_age_ms or an
-    error); False when no broker answered in time. aiokafka has no public call for this on its
-    consumer and producer, so it goes through their AIOKafkaClient."""
+    error); False when no broker answered within `timeout_s`. aiokafka has no public call for
+    this on its consumer and producer, so it goes through their AIOKafkaClient.
+
+    A refresh asked for while one is in flight gets that one's answer, which may predate the
+    caller's change (a topic just created) or fail on a connection the broker closed (right
+    after a restart): so wait for it, then ask for new ones until one succeeds.
+    """
     kafka = client.client if isinstance(client, AIOKafkaProducer) else client._client
     try:
-        async with asyncio.timeout(REFRESH_TIMEOUT_S):
-            return bool(await kafka.force_metadata_update())
+        async with asyncio.timeout(timeout_s):
+            await kafka.force_metadata_update()
+            while True:
+                if await kafka.force_metadata_update():
+                    break
+                await asyncio.sleep(REFRESH_RETRY_S)
     except TimeoutError:
         return False
+    return True
 
 
 async def prepare_join(
@@ -225,8 +238,11 @@ async def prepare_join(
     join itself will be retried.
     """
     try:
-        await ensure_topics(settings, topics)
+        created = await ensure_topics(settings, topics)
     except (BrokerError, KafkaError, OSError) as exc:
         log.debug("could not ensure subscribed topics before joining: %s", exc)
+    else:
+        if created:
+            log.warning("recreated missing input topics before joining: %s", ", ".join(created))
     if not await refresh_metadata(consumer):
         log.debug("metadata refresh before joining failed; the join uses the cached metadata")
