@@ -8,7 +8,7 @@ APT_PACKAGES := prometheus chromium
 # One binary per package: system-deps installs when any of them is missing.
 SYSTEM_BINARIES := promtool /usr/bin/chromium
 
-.PHONY: install system-deps lint typecheck pytest test test-slow up bench schemas clean
+.PHONY: install system-deps lint typecheck pytest test up bench schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,6 @@ pytest: install system-deps
 test: lint typecheck pytest
 
 # Opt-in fault tests with a known race under load (see README, Reliability and security).
-test-slow: install system-deps
-	$(BIN)/pytest -m slow
-
 schemas: install
 	$(BIN)/blocwatch schemas write
 

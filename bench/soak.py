@@ -3,7 +3,8 @@
 The long variant of `tests/test_faults_broker_restart.py` (not part of `make bench`, which stays
 under ten minutes): a real collector, processor and alerter run as subprocesses on one embedded
 broker; each round feeds items before, during and after a kill + empty restart, and checks every
-item reached `news.tagged`. Prints one line per round and exits non-zero on any loss or crash.
+item reached `news.tagged` and every consumer holds all partitions of its recreated input topic.
+Prints one line per round and exits non-zero on any loss or crash.
 
     python -m bench.soak                      # 10 rounds of 3 × 50 items
     python -m bench.soak --rounds 50 --items 200
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from tests.feedserver import FeedServer
-from tests.pipeline import Pipeline, restart_round
+from tests.pipeline import Pipeline, consumers_resumed, restart_round
 
 from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.kafka import ensure_topics
@@ -43,6 +44,7 @@ async def soak(rounds: int, items: int, tmp: Path) -> int:
                     began = time.monotonic()
                     missing = await restart_round(pipeline, broker, items, timeout_s=300)
                     lost += len(missing)
+                    await consumers_resumed(pipeline, timeout_s=120)
                     dead = [s.name for s in pipeline.services if not s.alive()]
                     print(
                         f"round {number}/{rounds}: {3 * items} items, {len(missing)} missing, "

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blocwatch.core.broker import EmbeddedBroker, free_port
+from blocwatch.core.kafka import list_topics
 from blocwatch.core.settings import KafkaSettings
 
 from .collecting import eventually
 from .feedserver import FeedServer, Route, rss
 from .processor_workers import FAST_GROUP, distinct_ids, read_until
 
-__all__ = ["FEED", "Pipeline", "Service", "restart_round"]
+__all__ = ["FEED", "Pipeline", "Service", "consumers_resumed", "restart_round"]
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCWATCH = Path(sys.executable).with_name("blocwatch")
@@ -143,6 +144,14 @@ async def restart_round(
     # nobody consumed yet would be lost with its memory; that is memory storage, not a service).
     before_ids = pipeline.offer(per_phase)
     before = distinct_ids(await read_until(kafka, topic, before_ids, timeout_s))
+    # The alerter too (its count includes redeliveries, so this is a lower bound): what it had
+    # not read from the old news.tagged when the broker died is gone with it, and would then
+    # look like a consumer that did not resume.
+    await eventually(
+        lambda: pipeline.alerter.metric("blocwatch_alerter_items_total") >= pipeline.fed,
+        "alerter read the items before the outage",
+        timeout_s,
+    )
     # The broker dies: every topic, offset and consumer group is gone. New items appear meanwhile.
     failures = "blocwatch_collector_publish_failures_total"
     failed_before = pipeline.collector.metric(failures)
@@ -165,3 +174,30 @@ async def restart_round(
     wanted = during_ids | after_ids
     after = distinct_ids(await read_until(kafka, topic, wanted, timeout_s))
     return (before_ids | wanted) - before - after
+
+
+async def consumers_resumed(pipeline: Pipeline, timeout_s: float = 60.0) -> None:
+    """Wait until each consumer holds every partition of its recreated input topic, and the
+    alerter has read as many items as were fed (redeliveries count); AssertionError otherwise.
+
+    A topic can come back with the broker's default partition count (a client's metadata request
+    recreated it first); a consumer assigned from its pre-restart metadata would never read the
+    extra partitions, which the ids on news.tagged alone do not show for the alerter.
+    """
+    kafka = pipeline.kafka
+    partitions = await list_topics(kafka)
+    processor, alerter = pipeline.processor, pipeline.alerter
+    raw, tagged = partitions[kafka.topics.news_raw], partitions[kafka.topics.news_tagged]
+    await eventually(
+        lambda: processor.metric("blocwatch_processor_assigned_partitions") == raw,
+        f"processor assigned all {raw} partitions of the new news.raw",
+        timeout_s,
+    )
+    await eventually(
+        lambda: (
+            alerter.metric("blocwatch_alerter_assigned_partitions") == tagged
+            and alerter.metric("blocwatch_alerter_items_total") >= pipeline.fed
+        ),
+        f"alerter assigned all {tagged} partitions of the new news.tagged and resumed",
+        timeout_s,
+    )

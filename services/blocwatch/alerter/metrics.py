@@ -23,6 +23,7 @@ class AlerterMetrics:
     dead_letters: Counter
     late_items: Counter
     outbox_depth: Gauge
+    assigned_partitions: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlerterMetrics:
@@ -77,6 +78,13 @@ class AlerterMetrics:
             outbox_depth=Gauge(
                 "blocwatch_alerter_outbox_depth",
                 "Notifications waiting for delivery (including retries).",
+                registry=registry,
+            ),
+            # one alerter must hold every partition (windows span them all); after a broker
+            # restart this shows whether it got the recreated topic's partitions back
+            assigned_partitions=Gauge(
+                "blocwatch_alerter_assigned_partitions",
+                "Partitions of news.tagged assigned to this alerter.",
                 registry=registry,
             ),
         )

@@ -39,7 +39,13 @@ from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
 from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, ContractError
-from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
+from blocwatch.core.kafka import (
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    prepare_join,
+    refresh_metadata,
+)
 from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, AlertAction, TaggedItem
@@ -116,7 +122,9 @@ class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
         self._alerter = alerter
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        # aiokafka calls this right before every (re)join: the place to make the join see
+        # news.tagged as it exists now (after a broker restart it may be new; see prepare_join)
+        await self._alerter.prepare_join()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._alerter.check_assignment(assigned)
@@ -163,12 +171,16 @@ class Alerter:
         self._actions: AIOKafkaConsumer | None = None
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
         self.batches = 0
+        self.metrics.assigned_partitions.set_function(self._assigned_partitions)
 
     # -- lifecycle
 
     @property
     def ready(self) -> bool:
-        return self._consumer is not None and bool(self._consumer.assignment())
+        return self._assigned_partitions() > 0
+
+    def _assigned_partitions(self) -> int:
+        return len(self._consumer.assignment()) if self._consumer is not None else 0
 
     async def start(self) -> None:
         try:
@@ -305,6 +317,10 @@ class Alerter:
             len(changes.records),
         )
 
+    async def prepare_join(self) -> None:
+        if self._consumer is not None:
+            await prepare_join(self.settings, self._consumer, [self.settings.topics.news_tagged])
+
     def ensure_outputs_soon(self) -> None:
         """Start `ensure_outputs` beside the stream: the rebalance (and the rewind of a fresh
         store, which must come before the first tick) is not held up by an admin round trip."""
@@ -329,6 +345,10 @@ class Alerter:
             return
         if created:
             log.warning("recreated missing output topics: %s", ", ".join(created))
+        if self._producer is not None:
+            # its cached metadata may list partitions the recreated topics lack (they can come
+            # back with another partition count): records sent there would be dropped too
+            await refresh_metadata(self._producer)
 
     def check_assignment(self, assigned: set[TopicPartition]) -> None:
         """Windows span every partition: warn loudly when another member holds some of them."""

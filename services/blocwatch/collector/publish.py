@@ -23,6 +23,7 @@ from blocwatch.collector.metrics import CollectorMetrics
 from blocwatch.collector.seen import SeenStore
 from blocwatch.core.codec import encode
 from blocwatch.core.errors import BlocwatchError
+from blocwatch.core.kafka import refresh_metadata
 from blocwatch.core.models import NewsItem
 
 __all__ = ["Publisher"]
@@ -70,6 +71,7 @@ class Publisher:
         *,
         capacity: int,
         ensure_topic: Callable[[], Awaitable[object]] | None = None,
+        metadata_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.producer_factory = producer_factory
@@ -78,6 +80,7 @@ class Publisher:
         self.metrics = metrics
         self.capacity = capacity
         self.ensure_topic = ensure_topic
+        self.metadata_timeout_s = metadata_timeout_s
         self.clock = clock
         self._buffer: deque[_Pending] = deque()
         self._pending_ids: set[str] = set()
@@ -154,6 +157,7 @@ class Publisher:
             if self._failures:
                 await self._ensure_topic()
             producer = await self._ready_producer()
+            await self._check_topic(producer)
             futures = [
                 await producer.send(self.topic, encode(p.item), key=p.item.id.encode())
                 for p in batch
@@ -208,6 +212,22 @@ class Publisher:
             await self.ensure_topic()
         except (BlocwatchError, KafkaError, OSError) as exc:
             log.debug("could not ensure topic %s: %s", self.topic, exc)
+
+    async def _check_topic(self, producer: AIOKafkaProducer) -> None:
+        """Re-read the topic's metadata before each batch, and recreate the topic if it is gone.
+
+        A broker can restart and lose its state between two batches without any send failing
+        (an idle collector sees no error). The producer would then send with its cached
+        metadata to a topic the broker no longer has; the embedded broker acknowledges such
+        records and drops them. Re-reading metadata first means sending only to a topic the
+        broker describes now (on Kafka with auto-creation off, a missing one is recreated here
+        first). One small request per batch; batches are per poll, so few.
+        """
+        # bounded like a send: while the broker is down, the send below fails just as soon
+        await refresh_metadata(producer, self.metadata_timeout_s)
+        if producer.client.cluster.partitions_for_topic(self.topic) is None:
+            await self._ensure_topic()
+            await refresh_metadata(producer, self.metadata_timeout_s)
 
     async def _try_connect(self) -> None:
         try:

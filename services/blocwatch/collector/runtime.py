@@ -56,6 +56,7 @@ async def running_publisher(
         metrics,
         capacity=settings.collector_buffer_size,
         ensure_topic=ensure if settings.collector_create_topics else None,
+        metadata_timeout_s=settings.collector_publish_timeout_s,
     )
     task = asyncio.create_task(publisher.run(), name="publisher")
     try:

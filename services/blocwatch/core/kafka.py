@@ -5,6 +5,8 @@ Only the Kafka protocol is used, so the same code runs on the embedded broker an
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -25,9 +27,24 @@ __all__ = [
     "list_topics",
     "make_consumer",
     "make_producer",
+    "prepare_join",
+    "refresh_metadata",
 ]
 
+log = logging.getLogger(__name__)
+
 TOPIC_ALREADY_EXISTS = 36
+REFRESH_TIMEOUT_S = 10.0
+REFRESH_RETRY_S = 0.1
+
+# How often consumers re-read cluster metadata (aiokafka's default: 5 minutes). A subscribed
+# topic that appears, comes back, or changes partition count is only noticed on a refresh, and a
+# consumer that joined its group before then reads nothing from it (or misses partitions) until
+# the next one. That is what happens after a broker restart that lost the topics: a client's
+# metadata request recreates a topic with the broker's default partition count (Kafka's
+# auto.create.topics.enable, always on in the embedded broker), racing our ensure_topics. One
+# small metadata request every few seconds is negligible on any cluster.
+METADATA_MAX_AGE_MS = 5_000
 
 
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
@@ -80,6 +97,7 @@ def make_consumer(
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         # Kafka answers a fetch once data is there; the embedded broker waits out the whole
         # wait, so this bounds every hop's latency there (and idle polling everywhere)
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
@@ -95,6 +113,7 @@ def faust_options(settings: KafkaSettings) -> dict[str, Any]:
         "broker": servers,
         "broker_client_id": settings.kafka_client_id,
         "producer_acks": -1,
+        "consumer_metadata_max_age_ms": METADATA_MAX_AGE_MS,
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication_factor,
     }
@@ -175,3 +194,55 @@ async def list_topics(settings: KafkaSettings) -> dict[str, int]:
     finally:
         await admin.close()
     return {d["topic"]: len(d["partitions"]) for d in described}
+
+
+async def refresh_metadata(
+    client: AIOKafkaConsumer | AIOKafkaProducer, timeout_s: float = REFRESH_TIMEOUT_S
+) -> bool:
+    """Re-read cluster metadata now (aiokafka otherwise waits for metadata_max_age_ms or an
+    error); False when no broker answered within `timeout_s`. aiokafka has no public call for
+    this on its consumer and producer, so it goes through their AIOKafkaClient.
+
+    A refresh asked for while one is in flight gets that one's answer, which may predate the
+    caller's change (a topic just created) or fail on a connection the broker closed (right
+    after a restart): so wait for it, then ask for new ones until one succeeds.
+    """
+    kafka = client.client if isinstance(client, AIOKafkaProducer) else client._client
+    try:
+        async with asyncio.timeout(timeout_s):
+            await kafka.force_metadata_update()
+            while True:
+                if await kafka.force_metadata_update():
+                    break
+                await asyncio.sleep(REFRESH_RETRY_S)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def prepare_join(
+    settings: KafkaSettings, consumer: AIOKafkaConsumer, topics: Iterable[str]
+) -> None:
+    """Before a consumer (re)joins its group: create its subscribed topics if they are missing,
+    then re-read metadata, so the assignment that follows covers every partition that exists.
+
+    aiokafka computes the assignment from the metadata it has cached, and does not refresh it
+    before joining. After a broker restart that lost its state, that cache still describes the
+    old topics, while the new ones were (re)created meanwhile, possibly with another partition
+    count (a client's metadata request auto-creates a topic with the broker's default count):
+    the group is then assigned only the partitions the cache knew, and the records keyed to the
+    others are never read. A later metadata refresh triggers a rebalance on Kafka, but the
+    embedded broker answers a rebalance that keeps the same members with the previous
+    assignment (measured), so the first assignment after a restart has to be right. Best
+    effort: without create permission the topics must exist; an unreachable broker means the
+    join itself will be retried.
+    """
+    try:
+        created = await ensure_topics(settings, topics)
+    except (BrokerError, KafkaError, OSError) as exc:
+        log.debug("could not ensure subscribed topics before joining: %s", exc)
+    else:
+        if created:
+            log.warning("recreated missing input topics before joining: %s", ", ".join(created))
+    if not await refresh_metadata(consumer):
+        log.debug("metadata refresh before joining failed; the join uses the cached metadata")

@@ -22,6 +22,7 @@ OpsServer serves /metrics, /healthz and /readyz (ready = news.raw partitions ass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,12 +32,18 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from faust.exceptions import ConsumerNotStarted
+from faust.exceptions import ConsumerNotStarted, NotReady
 from mode import Service
 from prometheus_client import CollectorRegistry
 
 from blocwatch.core.errors import BlocwatchError
-from blocwatch.core.kafka import ensure_topics, faust_options, make_producer
+from blocwatch.core.kafka import (
+    ensure_topics,
+    faust_options,
+    make_producer,
+    prepare_join,
+    refresh_metadata,
+)
 from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
 from blocwatch.processor.processing import Outcome, Output, Source, TagFunction, process_record
@@ -109,7 +116,7 @@ class Processor:
         self.clock = clock
         self.app = faust.App(settings.app_id, **faust_config(settings))
         # before anything asks the app for its transport (tables and topics do)
-        transport = transport_class(settings.kafka_fetch_max_wait_ms)
+        transport = transport_class(settings.kafka_fetch_max_wait_ms, self._prepare_join)
         self.app.transport = transport(self.app.conf.broker_consumer, self.app)
         self.table = self.app.GlobalTable(
             STORY_TABLE,
@@ -174,6 +181,20 @@ class Processor:
             return
         if created:
             log.warning("recreated missing output topics: %s", ", ".join(created))
+        # The producer's cached metadata may still describe the lost topics, whose replacements
+        # can have fewer partitions (another client's metadata request auto-creates them with
+        # the broker's default count): a record sent to a partition that no longer exists is
+        # acknowledged and dropped too. faust does the same after creating a topic. Both
+        # producers: ours writes the outputs, faust's the story changelog.
+        if self.producer is not None:
+            await refresh_metadata(self.producer)
+        faust_producer: Any = self.app.producer  # faust's aiokafka driver Producer
+        with contextlib.suppress(NotReady):
+            await refresh_metadata(faust_producer._ensure_producer())
+
+    async def _prepare_join(self, consumer: Any) -> None:
+        """Before each group join, in the consumer's thread: see core.kafka.prepare_join."""
+        await prepare_join(self.settings, consumer, [self.topics.news_raw])
 
     async def _on_story_event(self, event: Any) -> None:
         # Changelog records read back (recovery, or another worker's writes) feed the LSH index.
