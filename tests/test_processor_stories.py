@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from blocwatch.processor.stories import (
     StoryConfig,
@@ -133,6 +134,28 @@ def test_memory_is_capped_oldest_first() -> None:
         index.assign(f"cap{n}", f"unique headline number {n} zeta{n}", "", "S", T0)
     assert len(index) == 3
     assert len(index.records) == 3
+
+
+def test_changelog_echoes_of_dropped_stories_do_not_grow_past_the_cap() -> None:
+    index = _index(max_stories=3)
+    echoes: list[tuple[str, dict[str, Any]]] = []
+    for n in range(10):
+        when = T0 + timedelta(seconds=n)
+        story = index.assign(f"e{n}", f"unique headline number {n} zeta{n}", "", "S", when)
+        echoes.append((story.story_id, dict(index.records[story.story_id])))
+    # the changelog reads every write back, dropped stories included, after the drops
+    for story_id, record in echoes:
+        index.load(story_id, record)
+    assert len(index) == 3
+    assert set(index.records) == {story_id for story_id, _ in echoes[-3:]}
+    # a newer story from another worker still joins, pushing the oldest out
+    other = _index()
+    title, summary, source = MISSILE[0]
+    later = T0 + timedelta(minutes=5)
+    theirs = other.assign("o1", title, summary, source, later).story_id
+    index.load(theirs, dict(other.records[theirs]))
+    assert len(index) == 3
+    assert index.assign("o2", *MISSILE[1][:2], MISSILE[1][2], later).story_id == theirs
 
 
 def test_state_reloads_from_records_like_a_restart() -> None:

@@ -202,11 +202,26 @@ class StoryIndex:
             self._forget(story_id, self._records.pop(story_id, None))
             return
         current = self._records.get(story_id)
+        if current is None and self._beyond_cap(record["first"]):
+            # The changelog echoes this worker's own writes, often long after the cap dropped
+            # the story: re-indexing it (until its deletion is read back too) grew memory past
+            # the cap by the changelog lag — 200,000 stories held for a cap of 100,000.
+            return
         # Sources only grow: merging keeps a newer local copy (or another worker's concurrent
         # update) from being overwritten by an older record read back from the changelog.
         self._records[story_id] = record if current is None else _merged(current, record)
         if story_id not in self._live:
             self._index(story_id, record["first"], _bands(_decode(record["sig"])))
+            while len(self._live) > self.config.max_stories:
+                self._drop_oldest()
+
+    def _beyond_cap(self, first: float) -> bool:
+        """Whether a story first reported at `first` is older than everything the cap keeps."""
+        if len(self._live) < self.config.max_stories:
+            return False
+        while self._by_age and self._live.get(self._by_age[0][1]) != self._by_age[0][0]:
+            heapq.heappop(self._by_age)  # stale heap entries of stories already gone
+        return bool(self._by_age) and first <= self._by_age[0][0]
 
     def _write(self, story_id: str, record: dict[str, Any]) -> None:
         self._records[story_id] = record
