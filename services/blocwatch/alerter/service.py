@@ -38,12 +38,12 @@ from blocwatch.alerter.settings import AlerterSettings, split_secret_urls
 from blocwatch.alerter.silences import Silence, active_silences, from_config
 from blocwatch.alerter.store import Delivery, StateStore
 from blocwatch.core.codec import dead_letter, decode, encode
-from blocwatch.core.errors import BlocwatchError, BrokerError, ConfigError, ContractError
+from blocwatch.core.errors import BrokerError, ConfigError, ContractError
 from blocwatch.core.kafka import (
-    ensure_topics,
     make_consumer,
     make_producer,
     prepare_join,
+    recreate_missing_topics,
     refresh_metadata,
 )
 from blocwatch.core.logs import quiet_logger
@@ -338,13 +338,8 @@ class Alerter:
         """
         topics = self.settings.topics
         names = [topics.alerts, topics.dlq(topics.alerts), topics.dlq(topics.news_tagged)]
-        try:
-            created = await ensure_topics(self.settings, names)
-        except (BlocwatchError, KafkaError, OSError) as exc:
-            log.debug("could not ensure output topics: %s", exc)
+        if not await recreate_missing_topics(self.settings, names, "output"):
             return
-        if created:
-            log.warning("recreated missing output topics: %s", ", ".join(created))
         if self._producer is not None:
             # its cached metadata may list partitions the recreated topics lack (they can come
             # back with another partition count): records sent there would be dropped too

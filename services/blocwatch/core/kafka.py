@@ -28,6 +28,7 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "prepare_join",
+    "recreate_missing_topics",
     "refresh_metadata",
 ]
 
@@ -220,6 +221,22 @@ async def refresh_metadata(
     return True
 
 
+async def recreate_missing_topics(
+    settings: KafkaSettings, topics: Iterable[str], role: str
+) -> bool:
+    """Best-effort `ensure_topics` after a possible broker restart: logs what it recreated;
+    False when the broker could not be asked (without create permission on a managed cluster
+    the topics must simply exist, and the caller carries on)."""
+    try:
+        created = await ensure_topics(settings, topics)
+    except (BrokerError, KafkaError, OSError) as exc:
+        log.debug("could not ensure %s topics: %s", role, exc)
+        return False
+    if created:
+        log.warning("recreated missing %s topics: %s", role, ", ".join(created))
+    return True
+
+
 async def prepare_join(
     settings: KafkaSettings, consumer: AIOKafkaConsumer, topics: Iterable[str]
 ) -> None:
@@ -237,12 +254,6 @@ async def prepare_join(
     effort: without create permission the topics must exist; an unreachable broker means the
     join itself will be retried.
     """
-    try:
-        created = await ensure_topics(settings, topics)
-    except (BrokerError, KafkaError, OSError) as exc:
-        log.debug("could not ensure subscribed topics before joining: %s", exc)
-    else:
-        if created:
-            log.warning("recreated missing input topics before joining: %s", ", ".join(created))
+    await recreate_missing_topics(settings, topics, "input")
     if not await refresh_metadata(consumer):
         log.debug("metadata refresh before joining failed; the join uses the cached metadata")

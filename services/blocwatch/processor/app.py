@@ -31,17 +31,15 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted, NotReady
 from mode import Service
 from prometheus_client import CollectorRegistry
 
-from blocwatch.core.errors import BlocwatchError
 from blocwatch.core.kafka import (
-    ensure_topics,
     faust_options,
     make_producer,
     prepare_join,
+    recreate_missing_topics,
     refresh_metadata,
 )
 from blocwatch.core.metrics import OpsServer, new_registry
@@ -174,13 +172,8 @@ class Processor:
         assignment before the stream resumes: the moment to recreate them. CreateTopics is
         idempotent; without create permission (a managed cluster) the topics must simply exist.
         """
-        try:
-            created = await ensure_topics(self.settings, self.output_topics)
-        except (BlocwatchError, KafkaError, OSError) as exc:
-            log.debug("could not ensure output topics: %s", exc)
+        if not await recreate_missing_topics(self.settings, self.output_topics, "output"):
             return
-        if created:
-            log.warning("recreated missing output topics: %s", ", ".join(created))
         # The producer's cached metadata may still describe the lost topics, whose replacements
         # can have fewer partitions (another client's metadata request auto-creates them with
         # the broker's default count): a record sent to a partition that no longer exists is
