@@ -362,6 +362,27 @@ def test_restored_engine_keeps_windows_and_does_not_renotify() -> None:
     assert len(third.ingest(tagged("i9", at=T0 + 3 * M), T0 + 3 * M)) == 1
 
 
+def test_replayed_window_is_decided_once_whole_not_half_way() -> None:
+    """A lost data dir: the record came back from `alerts`, the window is re-read from Kafka."""
+    first = Engine(rules(SURGE))
+    feed(first, story_items(3))
+    records = first.take_changes().records.values()
+    now = T0 + 15 * M  # past the cooldown: a half-read window would resolve the alert
+    naive = Engine(rules(SURGE))
+    naive.restore(records=records)
+    assert [d.alert.status for d in naive.ingest(story_items(1)[0], now)] == ["resolved"]
+    replay = Engine(rules(SURGE))
+    replay.restore(records=records)
+    for item in story_items(4):  # the three notified stories and one that came while down
+        assert replay.ingest(item, now, defer=True) == []
+    assert replay.settle(now) == []  # 4 stories: still firing, below 2 × 3 to renotify
+    assert replay.tick(now) == []
+    for item in story_items(2, start=4):
+        replay.ingest(item, now, defer=True)
+    [grown] = replay.settle(now)
+    assert (grown.alert.status, grown.alert.notification, grown.kind) == ("firing", 2, "grown")
+
+
 def test_fingerprint_is_stable_and_group_specific() -> None:
     kp = (("region", "Korean Peninsula"),)
     assert fingerprint("surge", kp) == fingerprint("surge", kp)

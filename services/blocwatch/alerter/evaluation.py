@@ -367,6 +367,7 @@ class Engine:
         self._state = {r.name: _RuleState(r) for r in rules.active_rules}
         self._baselines: dict[tuple[str, GroupKey], tuple[int, float]] = {}
         self._held: set[str] = set()  # resolved groups that got items during their cooldown
+        self._deferred: dict[tuple[str, GroupKey], None] = {}  # touched while replaying, in order
         self._first_tick = True
         self._last_prune: datetime | None = None
         self._changes = Changes()
@@ -402,9 +403,18 @@ class Engine:
     # -- input
 
     def ingest(
-        self, item: TaggedItem, now: datetime, silences: Sequence[Silence] = ()
+        self,
+        item: TaggedItem,
+        now: datetime,
+        silences: Sequence[Silence] = (),
+        *,
+        defer: bool = False,
     ) -> list[Decision]:
-        """Add one item and decide for the groups it touched. Redeliveries are ignored."""
+        """Add one item and decide for the groups it touched. Redeliveries are ignored.
+
+        `defer`: replaying history into a rebuilt window, where a group seen half-way would
+        look cleared; its groups are decided by `settle` once the replay is complete.
+        """
         self._start(now)
         if item.id in self.items:
             return []
@@ -422,6 +432,19 @@ class Engine:
             del self.items[item.id]
             return []
         self._changes.items.append(obs)
+        if defer:
+            self._deferred.update(dict.fromkeys(touched))
+            return []
+        return self._decide_touched(touched, now, silences)
+
+    def settle(self, now: datetime, silences: Sequence[Silence] = ()) -> list[Decision]:
+        """Decide for the groups deferred while replaying (see `ingest`)."""
+        touched, self._deferred = list(self._deferred), {}
+        return self._decide_touched(touched, now, silences)
+
+    def _decide_touched(
+        self, touched: Iterable[tuple[str, GroupKey]], now: datetime, silences: Sequence[Silence]
+    ) -> list[Decision]:
         decisions = []
         for rule_name, group in touched:
             state = self._state[rule_name]

@@ -167,6 +167,10 @@ class Alerter:
         self._last_tick: datetime | None = None
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
+        # While rebuilding, nothing is decided (a half-read window looks cleared) until the
+        # consumer reaches the ends the partitions had at the rewind.
+        self._replaying = False
+        self._replay_ends: dict[TopicPartition, int] = {}
         self._uncommitted: list[Decision] = []
         self._actions: AIOKafkaConsumer | None = None
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
@@ -263,7 +267,7 @@ class Alerter:
         """Rebuild windows and notification records from the durable store."""
         now = self.clock()
         first = store.get_meta("first_started_at")
-        self._fresh = first is None
+        self._fresh = self._replaying = first is None
         if first is None:
             store.set_meta("first_started_at", now.isoformat())
         learning = datetime.fromisoformat(first) if first else now
@@ -374,6 +378,7 @@ class Alerter:
             hit = found.get(tp)
             if hit is not None:  # None: nothing that recent; the committed position is right
                 self._consumer.seek(tp, hit.offset)
+        self._replay_ends = await self._consumer.end_offsets(list(assigned))
         log.info(
             "fresh state: re-reading %s for the last %s",
             self.settings.topics.news_tagged,
@@ -428,11 +433,28 @@ class Alerter:
                 await self.process_batch([r for records in batch.values() for r in records])
                 if batch:
                     await self._consumer.commit()
+                if self._replaying:
+                    await self._end_replay_when_caught_up()
             except KafkaError as exc:
                 # Uncommitted records come again; the store drops the ones it already holds.
                 log.warning("Kafka error in the alerter loop (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
             self.batches += 1
+
+    async def _end_replay_when_caught_up(self) -> None:
+        assert self._consumer is not None
+        if self._fresh:  # not assigned and rewound yet
+            return
+        for tp in self._consumer.assignment():
+            end = self._replay_ends.get(tp)
+            if end is not None and await self._consumer.position(tp) < end:
+                return
+        self._replaying = False
+        assert self.engine is not None
+        log.info(
+            "fresh state: windows rebuilt (%d items); deciding from here", len(self.engine.items)
+        )
+        await self.process_batch([])  # decides the groups the replay touched, then ticks
 
     # -- the console's actions (alerts.actions)
 
@@ -521,12 +543,14 @@ class Alerter:
                 continue
             self.metrics.items.inc()
             late_before = self.engine.late_items
-            decisions += self.engine.ingest(item, now, silences)
+            decisions += self.engine.ingest(item, now, silences, defer=self._replaying)
             if self.engine.late_items > late_before:
                 self.metrics.late_items.inc()
-        if self._last_tick is None or now - self._last_tick >= timedelta(
+        tick_due = self._last_tick is None or now - self._last_tick >= timedelta(
             seconds=self.settings.alerter_tick_s
-        ):
+        )
+        if tick_due and not self._replaying:  # time decides nothing until the window is whole
+            decisions += self.engine.settle(now, silences)  # the groups a replay touched
             decisions += self.engine.tick(now, silences)
             self._last_tick = now
         decisions = self._mute_acknowledged(decisions)
