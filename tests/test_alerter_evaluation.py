@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from blocwatch.alerter.evaluation import Decision, Engine, event_time, fingerprint
+from blocwatch.alerter.evaluation import Decision, Engine, Observation, event_time, fingerprint
 from blocwatch.alerter.messages import render_text
 from blocwatch.alerter.silences import Silence
 from blocwatch.core.models import TaggedItem
@@ -77,6 +77,24 @@ def test_alert_carries_counts_group_and_evidence() -> None:
     assert "Headline" in first_item
     assert "why: escalation/weapons_test (CAMEO 150" in text
     assert 'escalation.weapons_test matched "fired a missile"' in text
+
+
+def test_alert_items_show_the_tags_that_matched_also_after_a_restore() -> None:
+    def joint_drill(item_id: str, minute: int) -> TaggedItem:
+        item = tagged(item_id, at=T0 + minute * M)
+        alliance = tagged(item_id, label="alliance", subtype="joint_exercise").tags[0]
+        return item.model_copy(update={"tags": [alliance, *item.tags]})
+
+    first = Engine(rules(SURGE))
+    first.ingest(joint_drill("i0", 0), T0)
+    first.ingest(joint_drill("i1", 1), T0 + M)
+    window = first.take_changes().items
+    second = Engine(rules(SURGE))  # the window as the store gives it back
+    second.restore(items=[Observation.of(obs.item, obs.time) for obs in window])
+    [decision] = second.ingest(joint_drill("i2", 2), T0 + 2 * M)
+    assert len(decision.alert.items) == 3
+    for shown in decision.alert.items:  # SURGE filters escalation: the alliance tag is not why
+        assert [(t.label, t.subtype) for t in shown.tags] == [("escalation", "weapons_test")]
 
 
 CORROBORATED = SURGE.replace("resolve: true", "resolve: true\n    corroboration: 2")

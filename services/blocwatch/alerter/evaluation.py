@@ -57,16 +57,39 @@ def event_time(item: TaggedItem) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """A tagged item as the window state keeps it (hot fields copied out for counting)."""
+    """An item as the window keeps it: what counting and alert text read, plus its JSON for the
+    few items an alert shows. A decoded TaggedItem held ~6 KB (tags and evidence as models);
+    its JSON ~1 KB — the window holds every matching item for the rules' horizon."""
 
-    item: TaggedItem
+    id: str
     time: datetime
-    story: str = ""
-    source: str = ""
+    story: str
+    source: str
+    story_sources: int
+    fetched_at: datetime
+    actors: tuple[str, ...]
+    regions: tuple[str, ...]
+    payload: bytes  # the TaggedItem as JSON
 
     @classmethod
-    def of(cls, item: TaggedItem, time: datetime) -> Observation:
-        return cls(item, time, item.story_id or item.id, item.source)
+    def of(cls, item: TaggedItem, time: datetime, payload: bytes | None = None) -> Observation:
+        """`payload`: the item's JSON when the caller has it (the Kafka record it came in)."""
+        return cls(
+            item.id,
+            time,
+            item.story_id or item.id,
+            item.source,
+            item.story_sources,
+            item.fetched_at,
+            tuple(dict.fromkeys(a.code for a in item.actors)),
+            tuple(item.regions),
+            payload if payload is not None else item.model_dump_json().encode(),
+        )
+
+    @property
+    def item(self) -> TaggedItem:
+        """The whole item, decoded again (for the items an alert shows, and restores)."""
+        return TaggedItem.model_validate_json(self.payload)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -198,7 +221,7 @@ class Members:
         self.times.insert(index, at)
         self.obs.insert(index, obs)
         self._outlets.setdefault(obs.story, Counter())[obs.source] += 1
-        self._reported.setdefault(obs.story, Counter())[obs.item.story_sources] += 1
+        self._reported.setdefault(obs.story, Counter())[obs.story_sources] += 1
         self._update(obs.story)
 
     def _update(self, story: str) -> None:
@@ -215,11 +238,11 @@ class Members:
         for obs in self.obs[:index]:
             outlets, reported = self._outlets[obs.story], self._reported[obs.story]
             outlets[obs.source] -= 1
-            reported[obs.item.story_sources] -= 1
+            reported[obs.story_sources] -= 1
             if outlets[obs.source] <= 0:
                 del outlets[obs.source]
-            if reported[obs.item.story_sources] <= 0:
-                del reported[obs.item.story_sources]
+            if reported[obs.story_sources] <= 0:
+                del reported[obs.story_sources]
             if not outlets:
                 del self._outlets[obs.story], self._reported[obs.story]
         del self.obs[:index], self.times[:index]
@@ -329,7 +352,8 @@ class Changes:
 class _RuleState:
     rule: Rule
     groups: dict[GroupKey, Members] = field(default_factory=dict)
-    tags: dict[tuple[GroupKey, str], list[Tag]] = field(default_factory=dict)
+    # (group, item id) → which of the item's tags matched the filter (indexes into item.tags)
+    tags: dict[tuple[GroupKey, str], tuple[int, ...]] = field(default_factory=dict)
 
 
 class Engine:
@@ -388,7 +412,7 @@ class Engine:
         self.dyads.update(dyads or {})
         self.arrivals.update(arrivals or {})
         for obs in sorted(items, key=lambda o: o.time):
-            self._add(obs, remember_dyads=False)
+            self._add(obs, obs.item, remember_dyads=False)
         self._changes = Changes()
 
     @property
@@ -409,11 +433,13 @@ class Engine:
         silences: Sequence[Silence] = (),
         *,
         defer: bool = False,
+        payload: bytes | None = None,
     ) -> list[Decision]:
         """Add one item and decide for the groups it touched. Redeliveries are ignored.
 
-        `defer`: replaying history into a rebuilt window, where a group seen half-way would
-        look cleared; its groups are decided by `settle` once the replay is complete.
+        `payload`: the item's JSON if at hand (else it is encoded again). `defer`: replaying
+        history into a rebuilt window, where a group seen half-way would look cleared; its
+        groups are decided by `settle` once the replay is complete.
         """
         self._start(now)
         if item.id in self.items:
@@ -426,8 +452,8 @@ class Engine:
         if when <= now - self.horizon:
             self.late_items += 1  # too late for every window: counted, not evaluated
             return []
-        obs = Observation.of(item, when)
-        touched = self._add(obs, remember_dyads=True)
+        obs = Observation.of(item, when, payload)
+        touched = self._add(obs, item, remember_dyads=True)
         if not touched:  # no rule wants it: keep neither memory nor disk for it
             del self.items[item.id]
             return []
@@ -492,21 +518,24 @@ class Engine:
         self.arrivals[key] = self.arrivals.get(key, 0) + 1
         return self.arrivals[key]
 
-    def _add(self, obs: Observation, *, remember_dyads: bool) -> list[tuple[str, GroupKey]]:
-        self.items[obs.item.id] = obs
+    def _add(
+        self, obs: Observation, item: TaggedItem, *, remember_dyads: bool
+    ) -> list[tuple[str, GroupKey]]:
+        self.items[obs.id] = obs
         touched = []
         for state in self._state.values():
             rule = state.rule
             if rule.type == "flatline":
                 continue
-            tags = matching_tags(rule.filter, obs.item)
+            tags = matching_tags(rule.filter, item)
             if tags is None:
                 continue
-            for group in group_values(rule, obs.item, tags):
+            matched = tuple(i for i, tag in enumerate(item.tags) if any(tag is t for t in tags))
+            for group in group_values(rule, item, tags):
                 if rule.type == "new_dyad" and remember_dyads:
                     self._remember_dyad(rule, group[0][1], obs.time)
                 state.groups.setdefault(group, Members()).add(obs)
-                state.tags[(group, obs.item.id)] = tags
+                state.tags[(group, obs.id)] = matched
                 touched.append((rule.name, group))
         return touched
 
@@ -721,7 +750,7 @@ class Engine:
         number = record.notification + 1 if record and kind != "firing" else 1
         alert = self._alert(state, group, fp, count, now, "firing", number, episode)
         self._store(NotifyRecord(fp, rule.name, group, "firing", episode, now, number, value))
-        origin = max((m.item.fetched_at for m in count.members), default=None)
+        origin = max((m.fetched_at for m in count.members), default=None)
         return [Decision(alert, kind, origin=origin)]
 
     @staticmethod
@@ -810,18 +839,7 @@ class Engine:
         members = sorted(count.members, key=lambda m: m.time, reverse=True)
         limit = rule.max_items or self.max_items
         chosen = _top_items(members, limit)
-        items = [
-            AlertItem(
-                id=m.item.id,
-                title=m.item.title,
-                url=m.item.url,
-                source=m.item.source,
-                published_at=m.time,
-                story_id=m.story,
-                tags=state.tags.get((group, m.item.id), m.item.tags),
-            )
-            for m in chosen
-        ]
+        items = [_alert_item(m, state.tags.get((group, m.id))) for m in chosen]
         times = [m.time for m in members] or [count.start, count.end]
         return Alert(
             fingerprint=fp,
@@ -837,12 +855,27 @@ class Engine:
             first_seen=min(min(times), episode),
             last_seen=max(times),
             items=items,
-            actors=sorted({a.code for m in members for a in m.item.actors}),
-            regions=sorted({r for m in members for r in m.item.regions}),
+            actors=sorted({code for m in members for code in m.actors}),
+            regions=sorted({r for m in members for r in m.regions}),
             labels=dict(rule.labels),
             notification=number,
             fired_at=now,
         )
+
+
+def _alert_item(obs: Observation, matched: tuple[int, ...] | None) -> AlertItem:
+    """An item as an alert shows it, with the tags that matched the rule (else all)."""
+    item = obs.item
+    tags = item.tags if matched is None else [item.tags[i] for i in matched]
+    return AlertItem(
+        id=item.id,
+        title=item.title,
+        url=item.url,
+        source=item.source,
+        published_at=obs.time,
+        story_id=obs.story,
+        tags=tags,
+    )
 
 
 def _top_items(members: Sequence[Observation], limit: int) -> list[Observation]:
@@ -877,7 +910,7 @@ def summarize(
     rule: Rule, group: GroupKey, count: GroupCount, status: Literal["firing", "resolved"]
 ) -> str:
     """One line for a person at 3 a.m.: what, where, how many stories and sources, window."""
-    regions = sorted({r for m in count.members for r in m.item.regions})
+    regions = sorted({r for m in count.members for r in m.regions})
     where = ", ".join(f"{k} {v}" for k, v in group if k != "story")
     where = where or ", ".join(regions[:3]) or "all news"
     window = human_duration(rule.window)

@@ -543,7 +543,9 @@ class Alerter:
                 continue
             self.metrics.items.inc()
             late_before = self.engine.late_items
-            decisions += self.engine.ingest(item, now, silences, defer=self._replaying)
+            decisions += self.engine.ingest(
+                item, now, silences, defer=self._replaying, payload=record.value
+            )
             if self.engine.late_items > late_before:
                 self.metrics.late_items.inc()
         tick_due = self._last_tick is None or now - self._last_tick >= timedelta(

@@ -98,7 +98,8 @@ class StateStore(SqliteFile):
             "SELECT time, payload FROM items WHERE time > ? ORDER BY time", (_ts(since),)
         )
         for time, payload in rows:
-            yield Observation.of(TaggedItem.model_validate_json(payload), _dt(time))
+            data = payload.encode() if isinstance(payload, str) else payload
+            yield Observation.of(TaggedItem.model_validate_json(data), _dt(time), data)
 
     def load_records(self) -> list[NotifyRecord]:
         rows = self._db.execute("SELECT data FROM records").fetchall()
@@ -119,7 +120,7 @@ class StateStore(SqliteFile):
         try:
             db.executemany(
                 "INSERT OR IGNORE INTO items VALUES (?, ?, ?)",
-                [(o.item.id, _ts(o.time), o.item.model_dump_json()) for o in changes.items],
+                [(o.id, _ts(o.time), o.payload.decode()) for o in changes.items],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO records VALUES (?, ?)",
