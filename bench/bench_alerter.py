@@ -1,7 +1,9 @@
 """Alerter evaluation throughput with the shipped rules, against decoding the same records.
 
 Prints items/s for: decoding TaggedItems alone (the baseline), decoding + evaluating every
-shipped rule, and decoding + evaluating + persisting to the SQLite state in batches of 500.
+shipped rule, and decoding + evaluating + persisting to the SQLite state in batches of 500. And
+the memory the window state takes per item it holds (traced allocations), against holding the
+decoded items alone: the window keeps every matching item for the rules' horizon.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.results import Measurement
 from blocwatch.alerter.evaluation import Engine
-from blocwatch.alerter.rules import load_rules
+from blocwatch.alerter.rules import RulesFile, load_rules
 from blocwatch.alerter.settings import DEFAULT_RULES_FILE
 from blocwatch.alerter.store import StateStore
 from blocwatch.core.codec import decode, encode
@@ -87,7 +90,7 @@ def main() -> list[Measurement]:
     alerts = 0
     for raw in records:
         item = decode(TaggedItem, raw)
-        alerts += len(engine.ingest(item, item.fetched_at))
+        alerts += len(engine.ingest(item, item.fetched_at, payload=raw))
         if int(item.id[1:]) % 60 == 0:  # a tick per minute of stream time, as back-tests do
             alerts += len(engine.tick(item.fetched_at))
     evaluate_s = time.perf_counter() - started
@@ -98,11 +101,13 @@ def main() -> list[Measurement]:
         for start in range(0, N, 500):
             for raw in records[start : start + 500]:
                 item = decode(TaggedItem, raw)
-                engine.ingest(item, item.fetched_at)
+                engine.ingest(item, item.fetched_at, payload=raw)
                 if int(item.id[1:]) % 60 == 0:
                     engine.tick(item.fetched_at)
             store.commit(engine.take_changes(), [], items[start].fetched_at)
         persist_s = time.perf_counter() - started
+
+    held_kb, decoded_kb = _window_memory(rules, records)
 
     print(f"items: {N} synthetic tagged items, 1/s event time, shipped rules ({len(rules.rules)})")
     print(f"decode only (baseline):        {_rate(decode_s):>9,.0f} items/s")
@@ -114,10 +119,37 @@ def main() -> list[Measurement]:
         f"decode + evaluate + persist:   {_rate(persist_s):>9,.0f} items/s  "
         f"(ratio {decode_s / persist_s:.2f})"
     )
+    print(
+        f"window memory per held item:   {held_kb:>9.2f} KB  (decoded items alone "
+        f"{decoded_kb:.2f} KB; ratio {held_kb / decoded_kb:.2f})"
+    )
     note = f"decode alone {_rate(decode_s):,.0f}/s"
     return [
         Measurement("alerter", "items/s evaluated, shipped rules", _rate(evaluate_s), "items/s",
                     note=note),
         Measurement("alerter", "items/s evaluated + state committed", _rate(persist_s),
                     "items/s", note=note),
+        Measurement("alerter", "window memory per held item", held_kb, "KB",
+                    note=f"decoded TaggedItem alone {decoded_kb:.2f} KB"),
     ]  # fmt: skip
+
+
+def _window_memory(rules: RulesFile, records: list[bytes]) -> tuple[float, float]:
+    """KB per item the engine holds after evaluating `records`, and KB per decoded item."""
+    tracemalloc.start()
+    try:
+        engine = Engine(rules)
+        for raw in records:
+            item = decode(TaggedItem, raw)
+            engine.ingest(item, item.fetched_at, payload=raw)
+        engine.take_changes()
+        del item
+        held = tracemalloc.get_traced_memory()[0] / max(1, len(engine.items)) / 1024
+        del engine
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        items = [decode(TaggedItem, raw) for raw in records]
+        decoded = (tracemalloc.get_traced_memory()[0] - before) / len(items) / 1024
+    finally:
+        tracemalloc.stop()
+    return held, decoded
