@@ -91,6 +91,13 @@ class Rig:
                 self.settings.topics.news_tagged, encode(item), key=item.id.encode()
             )
 
+    async def publish_batched(self, *items: TaggedItem) -> None:
+        """All sent before any is awaited: record batches of several records, like the
+        processor writes (the embedded broker's ListOffsets then reads low)."""
+        topic = self.settings.topics.news_tagged
+        sent = [await self.producer.send(topic, encode(i), key=i.id.encode()) for i in items]
+        await asyncio.gather(*sent)
+
     @asynccontextmanager
     async def alerter(self, rules: str = SURGE, **overrides: Any) -> AsyncIterator[Alerter]:
         settings = self.settings.model_copy(update=overrides)
@@ -275,14 +282,15 @@ async def test_restart_mid_window_keeps_the_window_and_never_renotifies(rig: Rig
 
 
 async def test_lost_data_dir_is_rebuilt_from_kafka_without_renotifying(rig: Rig) -> None:
+    elsewhere = [tagged(f"x{n}", regions=("Baltic",)) for n in range(60)]  # not this rule's
     async with rig.alerter():
-        await rig.publish(*stories("a", "b", "c"))
+        await rig.publish_batched(*elsewhere[:30], *stories("a", "b", "c"), *elsewhere[30:])
         await wait_until(lambda: statuses(rig.hook) == [("firing", 1)])
-        await rig.processed(3)
+        await rig.processed(63)
     shutil.rmtree(rig.settings.alerter_data_dir)  # the volume is gone; Kafka still has it all
     async with rig.alerter():
         await rig.publish(*stories("d", "e", "f", at=T0 + timedelta(minutes=1)))
-        await rig.processed(3)
+        await rig.processed(66)  # the replay counts again
         assert statuses(rig.hook) == [("firing", 1)]  # the record came back from `alerts`
         rig.clock.advance(timedelta(minutes=11))  # past the cooldown: 6 stories ≥ 2 × 3
         await wait_until(lambda: len(rig.hook.received) == 2)

@@ -10,11 +10,12 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import TopicPartition
 
 from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.codec import decode, encode
 from blocwatch.core.errors import BrokerError, ContractError
-from blocwatch.core.kafka import ensure_topics, list_topics, make_producer
+from blocwatch.core.kafka import ensure_topics, list_topics, make_consumer, make_producer
 from blocwatch.core.models import NewsItem
 from blocwatch.core.settings import KafkaSettings
 
@@ -56,6 +57,34 @@ async def test_invalid_payload_from_the_broker_is_rejected(kafka_settings: Kafka
     [record] = await read_topic(kafka_settings, kafka_settings.topics.news_raw, count=1)
     with pytest.raises(ContractError, match=r"title: Input should be a valid string"):
         decode(NewsItem, record.value)
+
+
+async def test_fetch_high_watermark_is_the_true_end_of_batched_writes(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """What the alerter's replay relies on (Alerter._replayed): ListOffsets never reads past the
+    end, and a fetch response's high watermark is the end. Tansu answers ListOffsets low for
+    batched writes (1 for a partition holding 100 records, measured); Apache Kafka exactly."""
+    topic = kafka_settings.topics.news_tagged
+    producer = make_producer(kafka_settings, "test")
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b"%d" % n, partition=0) for n in range(100)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    partition = TopicPartition(topic, 0)
+    consumer = make_consumer(kafka_settings, "test", group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign([partition])
+        listed = (await consumer.end_offsets([partition]))[partition]
+        await consumer.seek_to_beginning(partition)
+        await consumer.getmany(partition, timeout_ms=5000, max_records=1)
+        assert consumer.highwater(partition) == 100
+        assert listed <= 100
+    finally:
+        await consumer.stop()
 
 
 async def test_topic_creation_is_idempotent(kafka_settings: KafkaSettings) -> None:

@@ -168,9 +168,10 @@ class Alerter:
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
         # While rebuilding, nothing is decided (a half-read window looks cleared) until the
-        # consumer reaches the ends the partitions had at the rewind.
+        # consumer reaches the ends the partitions had at the rewind (see _replayed).
         self._replaying = False
         self._replay_ends: dict[TopicPartition, int] = {}
+        self._replay_targets: dict[TopicPartition, int] = {}
         self._uncommitted: list[Decision] = []
         self._actions: AIOKafkaConsumer | None = None
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
@@ -442,19 +443,36 @@ class Alerter:
             self.batches += 1
 
     async def _end_replay_when_caught_up(self) -> None:
-        assert self._consumer is not None
-        if self._fresh:  # not assigned and rewound yet
+        if self._fresh or not await self._replayed():  # _fresh: not assigned and rewound yet
             return
-        for tp in self._consumer.assignment():
-            end = self._replay_ends.get(tp)
-            if end is not None and await self._consumer.position(tp) < end:
-                return
         self._replaying = False
         assert self.engine is not None
         log.info(
             "fresh state: windows rebuilt (%d items); deciding from here", len(self.engine.items)
         )
         await self.process_batch([])  # decides the groups the replay touched, then ticks
+
+    async def _replayed(self) -> bool:
+        """Whether every assigned partition was read up to its end as of the rewind.
+
+        The end is the larger of ListOffsets at the rewind (exact on Apache Kafka) and the high
+        watermark of the first fetch answered after it: the embedded broker answers ListOffsets
+        low for batched writes (1 for a partition holding 300 records, measured), while its
+        fetch responses carry the true high watermark. A fixed target, not "caught up to the
+        head", so a steady stream cannot hold the decisions back for good.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        for tp in consumer.assignment():
+            target = self._replay_targets.get(tp)
+            if target is None:
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    return False  # no fetch answered for it yet
+                target = self._replay_targets[tp] = max(self._replay_ends.get(tp, 0), highwater)
+            if await consumer.position(tp) < target:
+                return False
+        return True
 
     # -- the console's actions (alerts.actions)
 
