@@ -292,6 +292,7 @@ async def test_lost_data_dir_is_rebuilt_from_kafka_without_renotifying(rig: Rig)
         await rig.publish(*stories("d", "e", "f", at=T0 + timedelta(minutes=1)))
         await rig.processed(66)  # the replay counts again
         assert statuses(rig.hook) == [("firing", 1)]  # the record came back from `alerts`
+        assert rig.sample("blocwatch_alerter_rebuilding") == 0  # the replay has ended
         rig.clock.advance(timedelta(minutes=11))  # past the cooldown: 6 stories ≥ 2 × 3
         await wait_until(lambda: len(rig.hook.received) == 2)
     assert statuses(rig.hook) == [("firing", 1), ("firing", 2)]

@@ -24,6 +24,7 @@ class AlerterMetrics:
     late_items: Counter
     outbox_depth: Gauge
     assigned_partitions: Gauge
+    rebuilding: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AlerterMetrics:
@@ -85,6 +86,12 @@ class AlerterMetrics:
             assigned_partitions=Gauge(
                 "blocwatch_alerter_assigned_partitions",
                 "Partitions of news.tagged assigned to this alerter.",
+                registry=registry,
+            ),
+            # silence while rebuilding means "not looked yet", not "nothing happened"
+            rebuilding=Gauge(
+                "blocwatch_alerter_rebuilding",
+                "1 while a fresh state store re-reads news.tagged (no alert is decided meanwhile).",
                 registry=registry,
             ),
         )

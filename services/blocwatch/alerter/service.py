@@ -177,6 +177,7 @@ class Alerter:
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
         self.batches = 0
         self.metrics.assigned_partitions.set_function(self._assigned_partitions)
+        self.metrics.rebuilding.set_function(lambda: float(self._replaying))
 
     # -- lifecycle
 
