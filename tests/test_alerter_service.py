@@ -133,7 +133,6 @@ async def rig(kafka_settings: KafkaSettings, tmp_path: Path) -> AsyncIterator[Ri
         alerter_webhook_secret=SECRET,
         alerter_console=False,
         alerter_tick_s=0.2,
-        alerter_readback_idle_s=0.3,
         alerter_retry_attempts=4,
         alerter_retry_initial_s=0.05,
         alerter_retry_max_s=0.2,
@@ -376,7 +375,6 @@ def _start_alerter(rig: Rig, rules: Path, port: int, log: Path) -> subprocess.Po
         "BLOCWATCH_ALERTER_WEBHOOK_SECRET": SECRET,
         "BLOCWATCH_ALERTER_CONSOLE": "false",
         "BLOCWATCH_ALERTER_TICK_S": "0.2",
-        "BLOCWATCH_ALERTER_READBACK_IDLE_S": "0.3",
         "BLOCWATCH_ALERTER_SESSION_TIMEOUT_MS": "1000",
     }
     with log.open("ab") as out:

@@ -62,7 +62,7 @@ async def test_invalid_payload_from_the_broker_is_rejected(kafka_settings: Kafka
 async def test_fetch_high_watermark_is_the_true_end_of_batched_writes(
     kafka_settings: KafkaSettings,
 ) -> None:
-    """What the alerter's replay relies on (Alerter._replayed): ListOffsets never reads past the
+    """What core.kafka.read_to_end relies on: ListOffsets never reads past the
     end, and a fetch response's high watermark is the end. Tansu answers ListOffsets low for
     batched writes (1 for a partition holding 100 records, measured); Apache Kafka exactly."""
     topic = kafka_settings.topics.news_tagged

@@ -103,7 +103,6 @@ async def test_console_in_a_real_browser(
         alerter_webhook_secret="k",
         alerter_console=False,
         alerter_tick_s=0.2,
-        alerter_readback_idle_s=0.3,
     )
     registry = new_registry("alerter")
     alerter = Alerter(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from blocwatch.core.kafka import (
     make_consumer,
     make_producer,
     prepare_join,
+    read_to_end,
     recreate_missing_topics,
     refresh_metadata,
 )
@@ -52,6 +52,7 @@ from blocwatch.core.models import Alert, AlertAction, TaggedItem
 
 __all__ = ["CONSOLE_SILENCE_PREFIX", "Alerter", "build_receivers", "read_back_alerts", "utc_now"]
 
+READBACK_TIMEOUT_S = 120.0  # reading the alerts topic back (fresh state only); alerts are few
 CONSOLE_SILENCE_PREFIX = "console-"  # id of a silence created in the console: prefix + action id
 
 log = logging.getLogger(__name__)
@@ -86,35 +87,51 @@ def build_receivers(settings: AlerterSettings, session: aiohttp.ClientSession) -
     return receivers
 
 
-async def read_back_alerts(settings: AlerterSettings, idle_s: float = 1.5) -> dict[str, Alert]:
-    """The latest Alert per fingerprint on the `alerts` topic.
+async def read_back_alerts(settings: AlerterSettings) -> dict[str, Alert]:
+    """The latest Alert per fingerprint on the `alerts` topic, read to its end (alerts are few).
 
-    End offsets cannot be trusted on the embedded broker, so "caught up" means no record for
-    idle_s; alerts are few, so this is quick.
+    A missing topic means nothing was ever notified. "Its end" is core.kafka.read_to_end's, not
+    a pause in the records: a slow first fetch must not pass for an empty topic, which would
+    notify everything again.
     """
-    consumer = make_consumer(settings, "alerter-readback", settings.topics.alerts, group_id=None)
+    topic = settings.topics.alerts
+    consumer = make_consumer(settings, "alerter-readback", topic, group_id=None)
     await consumer.start()
     latest: dict[str, Alert] = {}
-    quiet_since = time.monotonic()
+    ends: dict[TopicPartition, int] = {}
     try:
-        while time.monotonic() - quiet_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                quiet_since = time.monotonic()
-                for record in records:
-                    try:
-                        alert = decode(Alert, record.value)
-                    except ContractError:
-                        continue  # not ours to judge here; the topic's consumers see it
-                    known = latest.get(alert.fingerprint)
-                    if known is None or (alert.fired_at, alert.notification) >= (
-                        known.fired_at,
-                        known.notification,
-                    ):
-                        latest[alert.fingerprint] = alert
+        async with asyncio.timeout(READBACK_TIMEOUT_S):
+            if topic not in await consumer.topics():
+                return latest
+            while True:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    _keep_latest(latest, records)
+                if await read_to_end(consumer, ends):
+                    break
+    except TimeoutError:
+        raise BrokerError(
+            f"alerter could not read the {topic} topic to its end within "
+            f"{READBACK_TIMEOUT_S:.0f} s (needed once, to rebuild a fresh state)",
+            "check the broker, then start the alerter again",
+        ) from None
     finally:
         await consumer.stop()
     return latest
+
+
+def _keep_latest(latest: dict[str, Alert], records: Sequence[Any]) -> None:
+    for record in records:
+        try:
+            alert = decode(Alert, record.value)
+        except ContractError:
+            continue  # not ours to judge here; the topic's consumers see it
+        known = latest.get(alert.fingerprint)
+        if known is None or (alert.fired_at, alert.notification) >= (
+            known.fired_at,
+            known.notification,
+        ):
+            latest[alert.fingerprint] = alert
 
 
 class _Rewind(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -168,10 +185,9 @@ class Alerter:
         self._rule_errors_seen: dict[str, int] = {}
         self._fresh = False  # no state on disk: rebuild it from Kafka (see _Rewind)
         # While rebuilding, nothing is decided (a half-read window looks cleared) until the
-        # consumer reaches the ends the partitions had at the rewind (see _replayed).
+        # consumer has read every partition to its end as of the rewind (core.kafka.read_to_end).
         self._replaying = False
         self._replay_ends: dict[TopicPartition, int] = {}
-        self._replay_targets: dict[TopicPartition, int] = {}
         self._uncommitted: list[Decision] = []
         self._actions: AIOKafkaConsumer | None = None
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
@@ -298,7 +314,7 @@ class Alerter:
         the record of what was notified, so nothing already sent is sent again."""
         assert self.engine is not None
         assert self.store is not None
-        latest = await read_back_alerts(self.settings, self.settings.alerter_readback_idle_s)
+        latest = await read_back_alerts(self.settings)
         by_rule = {rule.name: rule for rule in self.rules.active_rules}
         changes = Changes()
         for alert in latest.values():
@@ -380,7 +396,6 @@ class Alerter:
             hit = found.get(tp)
             if hit is not None:  # None: nothing that recent; the committed position is right
                 self._consumer.seek(tp, hit.offset)
-        self._replay_ends = await self._consumer.end_offsets(list(assigned))
         log.info(
             "fresh state: re-reading %s for the last %s",
             self.settings.topics.news_tagged,
@@ -444,36 +459,15 @@ class Alerter:
             self.batches += 1
 
     async def _end_replay_when_caught_up(self) -> None:
-        if self._fresh or not await self._replayed():  # _fresh: not assigned and rewound yet
-            return
+        assert self._consumer is not None
+        if self._fresh or not await read_to_end(self._consumer, self._replay_ends):
+            return  # _fresh: not assigned and rewound yet
         self._replaying = False
         assert self.engine is not None
         log.info(
             "fresh state: windows rebuilt (%d items); deciding from here", len(self.engine.items)
         )
         await self.process_batch([])  # decides the groups the replay touched, then ticks
-
-    async def _replayed(self) -> bool:
-        """Whether every assigned partition was read up to its end as of the rewind.
-
-        The end is the larger of ListOffsets at the rewind (exact on Apache Kafka) and the high
-        watermark of the first fetch answered after it: the embedded broker answers ListOffsets
-        low for batched writes (1 for a partition holding 300 records, measured), while its
-        fetch responses carry the true high watermark. A fixed target, not "caught up to the
-        head", so a steady stream cannot hold the decisions back for good.
-        """
-        consumer = self._consumer
-        assert consumer is not None
-        for tp in consumer.assignment():
-            target = self._replay_targets.get(tp)
-            if target is None:
-                highwater = consumer.highwater(tp)
-                if highwater is None:
-                    return False  # no fetch answered for it yet
-                target = self._replay_targets[tp] = max(self._replay_ends.get(tp, 0), highwater)
-            if await consumer.position(tp) < target:
-                return False
-        return True
 
     # -- the console's actions (alerts.actions)
 

@@ -34,11 +34,6 @@ class AlerterSettings(ServiceSettings):
         ge=1000,
         description="Consumer session timeout: how soon a dead alerter's partitions move on.",
     )
-    alerter_readback_idle_s: float = Field(
-        default=1.5,
-        gt=0,
-        description="Fresh state only: reading back the alerts topic stops after this idle time.",
-    )
     alerter_allowed_lateness_s: float = Field(
         default=300.0, ge=0, description="How late (event time) an item may arrive and still count."
     )
