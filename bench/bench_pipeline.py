@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import string
 import sys
 import tempfile
@@ -279,6 +280,11 @@ def _rss_line(label: str, supervisor: Supervisor, broker_pid: int | None) -> str
 
 
 async def run(items: int, rates: Sequence[float], marker_every: int) -> list[Measurement]:
+    # SIGTERM stops the run like Ctrl-C (asyncio.run cancels on SIGINT): the supervisor and the
+    # broker then stop their processes; without it they outlived a terminated bench (seen).
+    current = asyncio.current_task()
+    if current is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
     run_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     async with EmbeddedBroker(log_path=run_dir / "broker.log") as broker:
         broker_pid = _child_pid_named("tansu")
@@ -405,8 +411,12 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0])
     parser.add_argument("--marker-every", type=int, default=20, help="1 in N items alerts")
     args = parser.parse_args(argv if argv is not None else [])
-    with quiet_logger("aiokafka"):
-        return asyncio.run(run(args.items, args.rates, args.marker_every))
+    try:
+        with quiet_logger("aiokafka"):
+            return asyncio.run(run(args.items, args.rates, args.marker_every))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("bench_pipeline: stopped before the end; every process it started is stopped")
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
