@@ -25,8 +25,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from blocwatch.alerter.rules import parse_rules
-from blocwatch.alerter.service import Alerter
+from blocwatch.alerter.service import REBUILDING, Alerter
 from blocwatch.alerter.settings import AlerterSettings
+from blocwatch.alerter.store import StateStore
 from blocwatch.cli import main
 from blocwatch.core.broker import free_port
 from blocwatch.core.codec import decode, encode
@@ -291,11 +292,35 @@ async def test_lost_data_dir_is_rebuilt_from_kafka_without_renotifying(rig: Rig)
         await rig.publish(*stories("d", "e", "f", at=T0 + timedelta(minutes=1)))
         await rig.processed(66)  # the replay counts again
         assert statuses(rig.hook) == [("firing", 1)]  # the record came back from `alerts`
-        assert rig.sample("blocwatch_alerter_rebuilding") == 0  # the replay has ended
+        await wait_until(lambda: rig.sample("blocwatch_alerter_rebuilding") == 0)
         rig.clock.advance(timedelta(minutes=11))  # past the cooldown: 6 stories ≥ 2 × 3
         await wait_until(lambda: len(rig.hook.received) == 2)
     assert statuses(rig.hook) == [("firing", 1), ("firing", 2)]
     assert rig.hook.received[1]["counts"]["stories"] == 6  # type: ignore[index]
+
+
+async def test_a_rebuild_killed_half_way_is_done_again_at_the_next_start(rig: Rig) -> None:
+    async with rig.alerter():
+        await rig.publish(*stories("a", "b", "c"))
+        await wait_until(lambda: statuses(rig.hook) == [("firing", 1)])
+        await rig.processed(3)
+    shutil.rmtree(rig.settings.alerter_data_dir)
+    # What an alerter killed right after starting on the empty volume leaves: a store that
+    # knows its first start but holds nothing from Kafka yet.
+    rig.settings.alerter_data_dir.mkdir()
+    with StateStore(rig.settings.state_file) as store:
+        store.set_meta(REBUILDING, T0.isoformat())
+        store.set_meta("first_started_at", T0.isoformat())
+    async with rig.alerter():
+        await rig.publish(*stories("d", "e", "f", at=T0 + timedelta(minutes=1)))
+        await rig.processed(6)
+        assert statuses(rig.hook) == [("firing", 1)]  # not a second #1
+        rig.clock.advance(timedelta(minutes=11))
+        await wait_until(lambda: len(rig.hook.received) == 2)
+    assert statuses(rig.hook) == [("firing", 1), ("firing", 2)]
+    assert rig.hook.received[1]["counts"]["stories"] == 6  # type: ignore[index]
+    with StateStore(rig.settings.state_file) as store:
+        assert store.get_meta(REBUILDING) is None  # rebuilt: the next start will not redo it
 
 
 async def test_poison_records_go_to_the_dead_letter_topic(rig: Rig) -> None:

@@ -391,7 +391,6 @@ class Engine:
         self._state = {r.name: _RuleState(r) for r in rules.active_rules}
         self._baselines: dict[tuple[str, GroupKey], tuple[int, float]] = {}
         self._held: set[str] = set()  # resolved groups that got items during their cooldown
-        self._deferred: dict[tuple[str, GroupKey], None] = {}  # touched while replaying, in order
         self._first_tick = True
         self._last_prune: datetime | None = None
         self._changes = Changes()
@@ -438,8 +437,8 @@ class Engine:
         """Add one item and decide for the groups it touched. Redeliveries are ignored.
 
         `payload`: the item's JSON if at hand (else it is encoded again). `defer`: replaying
-        history into a rebuilt window, where a group seen half-way would look cleared; its
-        groups are decided by `settle` once the replay is complete.
+        history into a rebuilt window, where a group seen half-way would look cleared: nothing
+        is decided until `settle`, once the replay is complete.
         """
         self._start(now)
         if item.id in self.items:
@@ -459,14 +458,15 @@ class Engine:
             return []
         self._changes.items.append(obs)
         if defer:
-            self._deferred.update(dict.fromkeys(touched))
             return []
         return self._decide_touched(touched, now, silences)
 
     def settle(self, now: datetime, silences: Sequence[Silence] = ()) -> list[Decision]:
-        """Decide for the groups deferred while replaying (see `ingest`)."""
-        touched, self._deferred = list(self._deferred), {}
-        return self._decide_touched(touched, now, silences)
+        """Decide every group in the windows, as the last of a replay (see `ingest`). Every
+        group, not only those the replay touched: a replay interrupted and started again skips
+        the items the first one stored, and their groups must be decided too."""
+        groups = [(name, group) for name, state in self._state.items() for group in state.groups]
+        return self._decide_touched(groups, now, silences)
 
     def _decide_touched(
         self, touched: Iterable[tuple[str, GroupKey]], now: datetime, silences: Sequence[Silence]

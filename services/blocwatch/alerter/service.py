@@ -50,8 +50,16 @@ from blocwatch.core.logs import quiet_logger
 from blocwatch.core.metrics import OpsServer
 from blocwatch.core.models import Alert, AlertAction, TaggedItem
 
-__all__ = ["CONSOLE_SILENCE_PREFIX", "Alerter", "build_receivers", "read_back_alerts", "utc_now"]
+__all__ = [
+    "CONSOLE_SILENCE_PREFIX",
+    "REBUILDING",
+    "Alerter",
+    "build_receivers",
+    "read_back_alerts",
+    "utc_now",
+]
 
+REBUILDING = "rebuilding_since"  # state meta key: present while a fresh store is being rebuilt
 READBACK_TIMEOUT_S = 120.0  # reading the alerts topic back (fresh state only); alerts are few
 CONSOLE_SILENCE_PREFIX = "console-"  # id of a silence created in the console: prefix + action id
 
@@ -188,6 +196,7 @@ class Alerter:
         # consumer has read every partition to its end as of the rewind (core.kafka.read_to_end).
         self._replaying = False
         self._replay_ends: dict[TopicPartition, int] = {}
+        self._settle = False  # the replay has just ended: decide every group once
         self._uncommitted: list[Decision] = []
         self._actions: AIOKafkaConsumer | None = None
         self.acknowledged: dict[str, datetime] = {}  # fingerprint → when, from the console
@@ -285,8 +294,11 @@ class Alerter:
         """Rebuild windows and notification records from the durable store."""
         now = self.clock()
         first = store.get_meta("first_started_at")
-        self._fresh = self._replaying = first is None
+        # Until a rebuild has finished, every start rebuilds: one killed half-way (before the
+        # alerts read-back was stored, or mid-replay) must not leave a store taken for whole.
+        self._fresh = self._replaying = first is None or store.get_meta(REBUILDING) is not None
         if first is None:
+            store.set_meta(REBUILDING, now.isoformat())  # first: a crash in between stays fresh
             store.set_meta("first_started_at", now.isoformat())
         learning = datetime.fromisoformat(first) if first else now
         engine = Engine(
@@ -321,6 +333,9 @@ class Alerter:
             rule = by_rule.get(alert.rule)
             if rule is None:
                 continue
+            known = self.engine.records.get(alert.fingerprint)
+            if known is not None and known.notification >= alert.notification:
+                continue  # the store is ahead: its delivery to `alerts` was still pending
             record = NotifyRecord(
                 fingerprint=alert.fingerprint,
                 rule=alert.rule,
@@ -463,11 +478,12 @@ class Alerter:
         if self._fresh or not await read_to_end(self._consumer, self._replay_ends):
             return  # _fresh: not assigned and rewound yet
         self._replaying = False
+        self._settle = True
         assert self.engine is not None
         log.info(
             "fresh state: windows rebuilt (%d items); deciding from here", len(self.engine.items)
         )
-        await self.process_batch([])  # decides the groups the replay touched, then ticks
+        await self.process_batch([])  # decides every group in the windows, then ticks
 
     # -- the console's actions (alerts.actions)
 
@@ -564,14 +580,19 @@ class Alerter:
         tick_due = self._last_tick is None or now - self._last_tick >= timedelta(
             seconds=self.settings.alerter_tick_s
         )
+        settled = tick_due and self._settle and not self._replaying
+        if settled:  # the replay has just ended: decide every group in the windows once
+            decisions += self.engine.settle(now, silences)
         if tick_due and not self._replaying:  # time decides nothing until the window is whole
-            decisions += self.engine.settle(now, silences)  # the groups a replay touched
             decisions += self.engine.tick(now, silences)
             self._last_tick = now
         decisions = self._mute_acknowledged(decisions)
         deliveries = self._deliveries(decisions)
         self.store.commit(self.engine.changes, deliveries, now)  # raises: nothing is taken
         self.engine.take_changes()
+        if settled:  # stored together with what settle decided: the rebuild is complete
+            self.store.delete_meta(REBUILDING)
+            self._settle = False
         self._count(decisions)
         self._uncommitted = []
         if deliveries and self._dispatcher is not None:

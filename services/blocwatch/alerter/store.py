@@ -91,6 +91,9 @@ class StateStore(SqliteFile):
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def delete_meta(self, key: str) -> None:
+        self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     # -- window state
 
     def load_items(self, since: datetime) -> Iterator[Observation]:
