@@ -7,13 +7,16 @@ the same items — which is about the least work any keyword tagger could do per
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bench.results import Measurement
-from blocwatch.processor.tagging import default_tagger
+from blocwatch.compiled import load_source, status
+from blocwatch.processor.tagging import TAGGER_VERSION, default_tagger
 
 __all__ = ["main", "make_items"]
 
@@ -63,7 +66,7 @@ def make_items(count: int, event_share: float = 1.0, seed: int = 7) -> list[tupl
     return items
 
 
-def _best_rates(runs: tuple[Callable[[], None], ...], count: int, repeats: int = 5) -> list[float]:
+def _best_rates(runs: tuple[Callable[[], None], ...], count: int, repeats: int = 9) -> list[float]:
     """Items/s of each run, best of `repeats`, runs interleaved so that load from other jobs on
     the machine hits them alike (the ratio is the number to trust)."""
     best = [float("inf")] * len(runs)
@@ -75,10 +78,37 @@ def _best_rates(runs: tuple[Callable[[], None], ...], count: int, repeats: int =
     return [count / seconds for seconds in best]
 
 
+def _compiled_against_source(items: list[tuple[str, str]]) -> Measurement | None:
+    """The same items through the compiled tagger and through its plain-Python source, in the
+    same run: what mypyc buys (None when this build is not compiled)."""
+    if status().get("processor.tagging.tagger") != "compiled":
+        return None
+    compiled = default_tagger()
+    source = load_source("processor.tagging.tagger").load_tagger(TAGGER_VERSION)
+    runs = tuple(
+        functools.partial(_tag_all, tagger, items) for tagger in (compiled, source)
+    )  # fmt: skip
+    compiled_rate, source_rate = _best_rates(runs, len(items))
+    ratio = compiled_rate / source_rate
+    print(
+        f"compiled (mypyc) {compiled_rate:,.0f} items/s | plain Python {source_rate:,.0f} items/s"
+        f" | ratio {ratio:.2f}"
+    )
+    note = f"{compiled_rate:,.0f} vs {source_rate:,.0f} items/s, feed mix"
+    return Measurement("tagging", "compiled / plain-Python tagger", ratio, "x", note=note)
+
+
+def _tag_all(tagger: Any, items: list[tuple[str, str]]) -> None:
+    for title, summary in items:
+        tagger.tag([("title", title), ("summary", summary)])
+
+
 def main() -> list[Measurement]:
     tagger = default_tagger()
     floor = re.compile(r"\b(?:pact|missile|drills?|sanctions?|attack\w*|strik\w*|treaty)\b")
+    build = status().get("processor.tagging.tagger", "pure")
     print(f"items of ~{ITEM_CHARS} chars, one core; tagging = tags, actors, dyads, regions")
+    print(f"tagger build: {'compiled with mypyc' if build == 'compiled' else 'plain Python'}")
     cases = (
         (0.3, "feed mix, 30% event items"),
         (1.0, "every sentence an event"),
@@ -108,7 +138,8 @@ def main() -> list[Measurement]:
             Measurement("tagging", f"items/s, {what}", tag_rate, "items/s", GOAL_ITEMS_PER_S,
                         note=floor_ratio)
         )  # fmt: skip
-    return measurements
+    versus_source = _compiled_against_source(make_items(5_000, 0.3))
+    return measurements if versus_source is None else [*measurements, versus_source]
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from blocwatch.alerter import commands as alerter_commands
 from blocwatch.alerter.settings import AlerterSettings
 from blocwatch.collector import commands as collector_commands
 from blocwatch.collector.settings import CollectorSettings
+from blocwatch.compiled import REBUILD, stale_modules
 from blocwatch.console import commands as console_commands
 from blocwatch.console.settings import ConsoleSettings
 from blocwatch.core import commands as core_commands
@@ -92,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging()
+    stale = stale_modules()
+    if stale:  # Python would import the old compiled code, silently: refuse instead
+        modules = ", ".join(f"blocwatch.{name}" for name in stale)
+        print(f"blocwatch: error: compiled before its source changed: {modules}", file=sys.stderr)
+        print(f"  fix: {REBUILD}", file=sys.stderr)
+        return 2
     try:
         code: int = args.run(args)
         return code
