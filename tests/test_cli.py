@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -43,3 +44,21 @@ def test_config_error_is_one_line_and_a_fix() -> None:
     assert lines[0].startswith("blocwatch: error: invalid setting BLOCWATCH_TOPIC_PARTITIONS")
     assert lines[1].startswith("  fix: ")
     assert "Traceback" not in done.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`blocwatch tag --text … | head -0`: the pipe is closed before anything is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "blocwatch", "tag", "--text", "Iran test-fired a missile."],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""

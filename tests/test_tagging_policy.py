@@ -125,6 +125,12 @@ CASES: list[tuple[str, set[str], str | None]] = [
         "weapons_test",
     ),
     ("Iran conducted a missile test in the Gulf on Sunday.", {"escalation"}, "weapons_test"),
+    (  # into the sea: a launch, not a strike
+        "The North fired two short-range missiles into the sea off its coast on Monday.",
+        {"escalation"},
+        "weapons_test",
+    ),
+    ("Russian forces fired missiles into the city overnight.", {"escalation"}, "attack"),
     (
         "The North announced it will hold live-fire drills near the maritime border next week.",
         {"escalation"},

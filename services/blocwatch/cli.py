@@ -7,6 +7,7 @@ person can act on are printed as one line with the fix, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # here, where a reader that left is caught below, not at exit
         return code
     except BlocwatchError as exc:
         print(f"blocwatch: error: {exc.message}", file=sys.stderr)
@@ -109,3 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left early (`blocwatch tag … | head`): nothing to report. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a writer its reader left

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 # Bump on any change to rules or dictionaries: consumers see it on every TaggedItem.
-TAGGER_VERSION = "1.0.0"
+TAGGER_VERSION = "1.0.1"
 
 
 @cache
