@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.results import Measurement
-from blocwatch.compiled import load_source, status
-from blocwatch.processor.tagging import TAGGER_VERSION, default_tagger
+from blocwatch.compiled import status
+from blocwatch.processor.tagging import default_tagger, plain_python_tagger
 
 __all__ = ["main", "make_items"]
 
@@ -84,7 +84,7 @@ def _compiled_against_source(items: list[tuple[str, str]]) -> Measurement | None
     if status().get("processor.tagging.tagger") != "compiled":
         return None
     compiled = default_tagger()
-    source = load_source("processor.tagging.tagger").load_tagger(TAGGER_VERSION)
+    source = plain_python_tagger()
     runs = tuple(
         functools.partial(_tag_all, tagger, items) for tagger in (compiled, source)
     )  # fmt: skip

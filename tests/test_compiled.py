@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +23,8 @@ from blocwatch.compiled import (
     write_digests,
 )
 from blocwatch.processor import stories
-from blocwatch.processor.tagging import TAGGER_VERSION, default_tagger
+from blocwatch.processor.tagging import default_tagger, plain_python_tagger
+from blocwatch.processor.tagging import gazetteer as gazetteer_module
 from blocwatch.processor.tagging import tagger as tagger_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +113,8 @@ def test_the_cli_refuses_to_run_stale_compiled_code(
 
 # ------------------------------------------------------------------ the same answers as the source
 needs_compiled_tagger = pytest.mark.skipif(
-    not _compiled(tagger_module), reason="pure-Python build (BLOCWATCH_PURE_PYTHON)"
+    not (_compiled(tagger_module) and _compiled(gazetteer_module)),
+    reason="pure-Python build (BLOCWATCH_PURE_PYTHON)",
 )
 needs_compiled_stories = pytest.mark.skipif(
     not _compiled(stories), reason="pure-Python build (BLOCWATCH_PURE_PYTHON)"
@@ -130,8 +133,9 @@ def _triggers(found: tuple[list[Any], list[Any], set[str]]) -> tuple[Any, ...]:
 @needs_compiled_tagger
 def test_the_compiled_tagger_tags_exactly_as_its_source(shared: Path | None) -> None:
     compiled = default_tagger()
-    source = load_source("processor.tagging.tagger").load_tagger(TAGGER_VERSION)
-    assert not _compiled(load_source("processor.tagging.tagger"))
+    source = plain_python_tagger()
+    assert not _compiled(sys.modules[type(source).__module__])
+    assert not _compiled(sys.modules[type(source.gazetteer).__module__])
     differ = []
     for title, summary in _texts(shared):
         fields = [("title", title), ("summary", summary)] if summary else [("text", title)]

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
+from blocwatch.compiled import load_source
+from blocwatch.processor.tagging.dictionaries import ActorsFile, RegionsFile
 from blocwatch.processor.tagging.tagger import FieldName, Tagger, Tagging, load_tagger
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "Tagger",
     "Tagging",
     "default_tagger",
+    "plain_python_tagger",
     "tag_fields",
     "tag_text",
 ]
@@ -33,6 +37,17 @@ TAGGER_VERSION = "1.0.1"
 def default_tagger() -> Tagger:
     """The packaged rules and dictionaries, compiled once."""
     return load_tagger(TAGGER_VERSION)
+
+
+def plain_python_tagger() -> Any:
+    """The packaged tagger run from its Python source even where the build compiled it (the
+    tagger and its gazetteer): what the tests and the benchmark compare the compiled one with."""
+    tagger = load_source("processor.tagging.tagger")
+    gazetteer = load_source("processor.tagging.gazetteer")
+    actors = ActorsFile.model_validate(tagger._data("actors.yaml"))
+    regions = RegionsFile.model_validate(tagger._data("regions.yaml"))
+    compiled = default_tagger()  # the rules are not compiled by mypyc: share them
+    return tagger.Tagger(compiled.rules, gazetteer.Gazetteer(actors, regions), TAGGER_VERSION)
 
 
 def tag_fields(fields: Sequence[tuple[FieldName, str]]) -> Tagging:

@@ -4,6 +4,8 @@ Actors are states (ISO 3166 alpha-3), blocs and organisations; each has a name, 
 demonyms, capitals used as metonyms ("Pyongyang said") and current leaders ("Putin said"), all
 from `data/actors.yaml`. Places belong to regions (`data/regions.yaml`). Matching is
 case-sensitive: news capitalises names, and that keeps "us", "polish" and "chad" out.
+
+Compiled with mypyc (blocwatch.compiled): the files' pydantic models live in `dictionaries`.
 """
 
 from __future__ import annotations
@@ -11,52 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from blocwatch.processor.tagging.dictionaries import ActorEntry, ActorKind, ActorsFile, RegionsFile
 
-__all__ = [
-    "ActorEntry",
-    "ActorsFile",
-    "Gazetteer",
-    "Mention",
-    "RegionSpec",
-    "RegionsFile",
-    "trie_pattern",
-]
-
-ActorKind = Literal["state", "bloc", "organisation"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ActorEntry(_Strict):
-    name: str = Field(min_length=1)
-    names: list[str] = Field(default_factory=list)
-    demonyms: list[str] = Field(default_factory=list)
-    capitals: list[str] = Field(default_factory=list)
-    leaders: list[str] = Field(default_factory=list)
-
-    def forms(self) -> list[str]:
-        return [self.name, *self.names, *self.demonyms, *self.capitals, *self.leaders]
-
-
-class ActorsFile(_Strict):
-    states: dict[str, ActorEntry]
-    blocs: dict[str, ActorEntry] = Field(default_factory=dict)
-    organisations: dict[str, ActorEntry] = Field(default_factory=dict)
-
-
-class RegionSpec(_Strict):
-    places: list[str] = Field(default_factory=list)
-    actors_any: list[str] = Field(default_factory=list)
-    actors_all: list[list[str]] = Field(default_factory=list)
-
-
-class RegionsFile(_Strict):
-    regions: dict[str, RegionSpec]
+__all__ = ["Gazetteer", "Mention", "trie_pattern"]
 
 
 class Mention(NamedTuple):

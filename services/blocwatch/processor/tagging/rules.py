@@ -23,6 +23,7 @@ from blocwatch.core.models import Tag
 from blocwatch.processor.tagging.gazetteer import trie_pattern
 
 __all__ = [
+    "SCAN_BYTES",
     "SCAN_TABLE",
     "Candidate",
     "CompiledRule",
@@ -152,7 +153,11 @@ class CompiledRule:
 
 RULE, CUE, CONTEXT, BREAK = 0, 1, 2, 3
 # Characters after which a word can start: mapped to spaces in the scan copy of the text.
-SCAN_TABLE = str.maketrans(dict.fromkeys('-()[]{}"“”‘’/—–$€£,;:!?.', " "))
+_WORD_JOINERS = '-()[]{}"“”‘’/—–$€£,;:!?.'
+SCAN_TABLE = str.maketrans(dict.fromkeys(_WORD_JOINERS, " "))
+# The same for ASCII text, as bytes (what SCAN_TABLE does to the ASCII characters).
+_ASCII_JOINERS = "".join(c for c in _WORD_JOINERS if c.isascii()).encode()
+SCAN_BYTES = bytes.maketrans(_ASCII_JOINERS, b" " * len(_ASCII_JOINERS))
 # Words that end a clause: cues before them do not reach a trigger after them (";", ":" and
 # ", and" are found with str.rfind, being punctuation).
 CLAUSE_BREAK = r"\b(?:but|while|whereas|after|despite|amid|following|because|when)\b"

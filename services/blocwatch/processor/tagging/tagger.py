@@ -22,10 +22,12 @@ from pydantic import ValidationError
 
 from blocwatch.core.errors import ConfigError
 from blocwatch.core.models import Actor, Dyad, Tag
-from blocwatch.processor.tagging.gazetteer import ActorsFile, Gazetteer, Mention, RegionsFile
+from blocwatch.processor.tagging.dictionaries import ActorsFile, RegionsFile
+from blocwatch.processor.tagging.gazetteer import Gazetteer, Mention
 from blocwatch.processor.tagging.rules import (
     BREAK,
     CUE,
+    SCAN_BYTES,
     SCAN_TABLE,
     Candidate,
     CompiledRule,
@@ -253,7 +255,12 @@ class Tagger:
         positions, pending = scanned.positions, scanned.pending
         context_positions, context_pending = scanned.context_positions, scanned.context_pending
         found: list[_Attempt] = []
-        scan = " " + low.translate(SCAN_TABLE)  # scan[i] is the space before low[i]
+        # scan[i] is the space before low[i]. On ASCII text (most news) bytes.translate, a
+        # 256-byte table, is several times faster than str.translate's lookup per character.
+        if low.isascii():
+            scan = " " + low.encode("ascii").translate(SCAN_BYTES).decode("ascii")
+        else:
+            scan = " " + low.translate(SCAN_TABLE)
         for head in rules.heads.finditer(scan):
             start = head.start()
             rule_candidates, cues, contexts = by_head[head.group(1)]
