@@ -26,15 +26,15 @@ def ext_modules():
     if os.environ.get("BLOCWATCH_PURE_PYTHON", "").strip() not in ("", "0"):
         # leftovers of an earlier compiled build in the source tree would still be imported
         for name in compiled.COMPILED:
-            source = PACKAGE.joinpath(*name.split("."))
-            for leftover in source.parent.glob(f"{source.name}*.so"):
+            source = compiled.source_path(name)
+            for leftover in source.parent.glob(f"{source.stem}*.so"):  # with its __mypyc lib
                 leftover.unlink()
         digests.unlink(missing_ok=True)
         return []
     from mypyc.build import mypycify
 
     compiled.write_digests()
-    sources = [str(PACKAGE.joinpath(*name.split(".")).with_suffix(".py")) for name in compiled.COMPILED]
+    sources = [str(compiled.source_path(name)) for name in compiled.COMPILED]
     # separate: one extension per module, each beside its source (editable installs import them
     # from the source tree; one shared library would need a top-level module of its own)
     return mypycify(sources, opt_level="3", separate=True)

@@ -27,6 +27,7 @@ __all__ = [
     "REBUILD",
     "load_source",
     "source_digest",
+    "source_path",
     "stale_modules",
     "status",
     "write_digests",
@@ -46,7 +47,8 @@ def source_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _source(module: str, package: Path) -> Path:
+def source_path(module: str, package: Path = _PACKAGE) -> Path:
+    """The .py file of `module` (a name relative to the blocwatch package)."""
     return package.joinpath(*module.split(".")).with_suffix(".py")
 
 
@@ -62,7 +64,7 @@ def _extensions(source: Path) -> list[Path]:
 
 def write_digests(modules: Iterable[str] = COMPILED, package: Path = _PACKAGE) -> Path:
     """Record the digest of every source about to be compiled (called by setup.py)."""
-    digests = {module: source_digest(_source(module, package)) for module in modules}
+    digests = {module: source_digest(source_path(module, package)) for module in modules}
     target = package / DIGESTS_FILE
     target.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return target
@@ -76,7 +78,7 @@ def status(modules: Iterable[str] = COMPILED, package: Path = _PACKAGE) -> dict[
         recorded = {}
     found = {}
     for module in modules:
-        source = _source(module, package)
+        source = source_path(module, package)
         if not _extensions(source):
             found[module] = "pure"
         elif source.exists() and recorded.get(module) != source_digest(source):
@@ -96,7 +98,7 @@ def load_source(module: str) -> ModuleType:
     alias = f"blocwatch.{module}__source"
     if alias in sys.modules:
         return sys.modules[alias]
-    spec = importlib.util.spec_from_file_location(alias, _source(module, _PACKAGE))
+    spec = importlib.util.spec_from_file_location(alias, source_path(module))
     if spec is None or spec.loader is None:
         raise ImportError(f"no source for blocwatch.{module}")
     loaded = importlib.util.module_from_spec(spec)
