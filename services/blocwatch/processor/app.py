@@ -62,7 +62,7 @@ __all__ = [
 STORY_TABLE = "stories"
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-Inflight = tuple[Any, Outcome, list[Awaitable[Any]]]
+Inflight = tuple[list[Any], list[Outcome], list[Awaitable[Any]]]  # one batch
 
 
 def _utcnow() -> datetime:
@@ -205,19 +205,27 @@ class Processor:
         return bool(self._assigned()) and not self.app.rebalancing
 
     async def _agent(self, stream: Any) -> None:
-        """Process events as they come; a second task acks them in order once Kafka has outputs.
+        """Process events in batches; a second task acks them in order once Kafka has outputs.
 
-        Pipelining hides the produce round trip; the bounded queue is the backpressure (at most
-        `processor_max_inflight` events processed but not yet acknowledged).
+        faust hands the agent one event per loop iteration, with its own bookkeeping and
+        scheduling in between: tagging each event alone ran 2-4× slower than in a tight loop
+        (the other code evicts the tagger's tables and regex programs from the CPU caches).
+        `noack_take` collects up to `processor_batch_size` events, waiting at most
+        `processor_batch_wait_seconds`, and leaves acking to us. Pipelining hides the produce
+        round trip; the bounded queue is the backpressure (at most `processor_max_inflight`
+        events processed but not yet acknowledged, counted in whole batches).
         """
-        manual = stream.noack()
-        inflight: asyncio.Queue[Inflight] = asyncio.Queue(self.settings.processor_max_inflight)
-        acker = asyncio.create_task(self._ack_in_order(inflight, manual))
+        size = self.settings.processor_batch_size
+        inflight: asyncio.Queue[Inflight] = asyncio.Queue(
+            -(-self.settings.processor_max_inflight // size)  # whole batches, at least one
+        )
+        acker = asyncio.create_task(self._ack_in_order(inflight, stream))
         try:
-            async for event in manual.events():
-                outcome = self.process(event)
-                futures = [await self._send(output) for output in outcome.outputs]
-                await inflight.put((event, outcome, futures))
+            batches = stream.noack_take(size, within=self.settings.processor_batch_wait_seconds)
+            async for events in batches:
+                outcomes = [self.process(event) for event in events]
+                futures = [await self._send(out) for outcome in outcomes for out in outcome.outputs]
+                await inflight.put((events, outcomes, futures))
         finally:
             acker.cancel()
 
@@ -235,12 +243,12 @@ class Processor:
 
     async def _ack_in_order(self, inflight: asyncio.Queue[Inflight], stream: Any) -> None:
         while True:
-            # Take everything queued at once: one wait for the lot, not a wake-up per event.
-            batch = [await inflight.get()]
+            # Take everything queued at once: one wait for the lot, not a wake-up per batch.
+            batches = [await inflight.get()]
             while not inflight.empty():
-                batch.append(inflight.get_nowait())
+                batches.append(inflight.get_nowait())
             try:
-                await asyncio.gather(*(f for _, _, futures in batch for f in futures))
+                await asyncio.gather(*(f for _, _, futures in batches for f in futures))
             # A lost delivery must not be acked, and a stuck acker would stall every commit:
             # crash the worker so its partitions (from the last commit) move to another.
             except Exception as exc:
@@ -248,12 +256,13 @@ class Processor:
                 await self.app.crash(exc)
                 return
             acknowledged = time.monotonic()
-            for event, outcome, _ in batch:
-                self.metrics.record(outcome)
-                received = event.message.time_in
-                if received is not None:
-                    self.metrics.latency.observe(max(0.0, acknowledged - received))
-                await stream.ack(event)
+            for events, outcomes, _ in batches:
+                for event, outcome in zip(events, outcomes, strict=True):
+                    self.metrics.record(outcome)
+                    received = event.message.time_in
+                    if received is not None:
+                        self.metrics.latency.observe(max(0.0, acknowledged - received))
+                    await stream.ack(event)
 
 
 class OutputProducer(Service):

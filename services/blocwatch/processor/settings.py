@@ -48,6 +48,16 @@ class ProcessorSettings(ServiceSettings):
         ge=1,
         description="Records processed but not yet acknowledged (backpressure on the pipeline).",
     )
+    processor_batch_size: int = Field(
+        default=256,
+        ge=1,
+        description="Records taken from news.raw and processed together (at most).",
+    )
+    processor_batch_wait_seconds: float = Field(
+        default=0.02,
+        gt=0,
+        description="Longest wait for a batch to fill before processing what has arrived.",
+    )
     processor_session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer session timeout (faust)."
     )
