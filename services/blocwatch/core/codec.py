@@ -52,8 +52,12 @@ def dead_letter(
     key: bytes | None = None,
     partition: int | None = None,
     offset: int | None = None,
+    error_type: str | None = None,
 ) -> DeadLetter:
-    """Wrap a record a stage gave up on, with the reason, for `<topic>.dlq`."""
+    """Wrap a record a stage gave up on, with the reason, for `<topic>.dlq`.
+
+    `error_type` defaults to the exception's class name (empty for a plain string): pass it when
+    the error was caught elsewhere (another process) and only its text and type came back."""
     return DeadLetter(
         topic=topic,
         partition=partition,
@@ -62,6 +66,12 @@ def dead_letter(
         value=value,
         stage=stage,
         error=str(error)[:2000],
-        error_type="" if isinstance(error, str) else type(error).__name__,
+        error_type=(
+            error_type
+            if error_type is not None
+            else ""
+            if isinstance(error, str)
+            else type(error).__name__
+        ),
         failed_at=now,
     )

@@ -44,7 +44,17 @@ from blocwatch.core.kafka import (
 )
 from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
-from blocwatch.processor.processing import Outcome, Output, Source, TagFunction, process_record
+from blocwatch.processor.pool import TaggingPool
+from blocwatch.processor.processing import (
+    Outcome,
+    Output,
+    Prepared,
+    Rejected,
+    Source,
+    TagFunction,
+    finish,
+    prepare,
+)
 from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.stories import StoryConfig, StoryIndex
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
@@ -55,6 +65,7 @@ __all__ = [
     "OpsService",
     "OutputProducer",
     "Processor",
+    "TaggingProcesses",
     "faust_config",
     "run_worker",
 ]
@@ -135,6 +146,7 @@ class Processor:
         self.source_topic = _raw(self.app, self.topics.news_raw)
         self.outputs: dict[str, Any] = {}
         self.producer: AIOKafkaProducer | None = None  # set by OutputProducer once the loop runs
+        self.pool: TaggingPool | None = None  # set by TaggingProcesses when configured
         self.app.agent(self.source_topic, name="process")(self._agent)
         receiver: Any = self._ensure_outputs  # mode's signal type does not accept async methods
         self.app.on_partitions_assigned.connect(receiver)
@@ -223,23 +235,31 @@ class Processor:
         try:
             batches = stream.noack_take(size, within=self.settings.processor_batch_wait_seconds)
             async for events in batches:
-                outcomes = [self.process(event) for event in events]
+                outcomes = await self.process(events)
                 futures = [await self._send(out) for outcome in outcomes for out in outcome.outputs]
                 await inflight.put((events, outcomes, futures))
         finally:
             acker.cancel()
 
-    def process(self, event: Any) -> Outcome:
-        message = event.message
-        return process_record(
-            event.value,
-            Source(message.topic, message.partition, message.offset, message.key),
-            topics=self.topics,
-            stories=self.stories,
-            tag=self.tag,
-            tagger_version=self.tagger_version,
-            now=self.clock(),
-        )
+    async def process(self, events: list[Any]) -> list[Outcome]:
+        """Prepare a batch (here, or in the tagging processes), then finish it in order."""
+        now = self.clock()
+        values = [event.value for event in events]
+        prepared: list[Prepared | Rejected]
+        if self.pool is None:
+            tag, version = self.tag, self.tagger_version
+            prepared = [prepare(v, tag=tag, tagger_version=version, now=now) for v in values]
+        else:
+            prepared = await self.pool.prepare(values, now)
+        outcomes = []
+        for event, done in zip(events, prepared, strict=True):
+            message = event.message
+            source = Source(message.topic, message.partition, message.offset, message.key)
+            outcome = finish(
+                done, event.value, source, topics=self.topics, stories=self.stories, now=now
+            )
+            outcomes.append(outcome)
+        return outcomes
 
     async def _ack_in_order(self, inflight: asyncio.Queue[Inflight], stream: Any) -> None:
         while True:
@@ -284,6 +304,27 @@ class OutputProducer(Service):
             await producer.stop()  # sends what is queued first
 
 
+class TaggingProcesses(Service):
+    """The processor's tagging pool: started (warm) before the app, shut down after it."""
+
+    def __init__(self, processor: Processor, **kwargs: Any) -> None:
+        self.processor = processor
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        settings = self.processor.settings
+        pool = TaggingPool(
+            settings.processor_tagging_processes, self.processor.tagger_version, self.processor.tag
+        )
+        await pool.warm_up()
+        self.processor.pool = pool
+
+    async def on_stop(self) -> None:
+        pool, self.processor.pool = self.processor.pool, None
+        if pool is not None:
+            pool.close()
+
+
 class OpsService(Service):
     """Runs the OpsServer inside the faust worker's event loop and lifecycle."""
 
@@ -314,6 +355,7 @@ def run_worker(
         processor.app,
         OpsService(ops),
         *([] if settings.processor_exactly_once else [OutputProducer(processor)]),
+        *([TaggingProcesses(processor)] if settings.processor_tagging_processes else []),
         loop=loop,
         loglevel=settings.log_level,
         quiet=True,

@@ -58,8 +58,7 @@ class ProcessorMetrics:
             self.dead_letters.inc()
             return
         self.items.inc()
-        if outcome.item is not None:
-            for tag in outcome.item.tags:
-                self.tags.labels(label=tag.label, subtype=tag.subtype).inc()
+        for label, subtype in outcome.tags:
+            self.tags.labels(label=label, subtype=subtype).inc()
         if outcome.story is not None and outcome.story.new:
             self.stories.inc()

@@ -58,6 +58,15 @@ class ProcessorSettings(ServiceSettings):
         gt=0,
         description="Longest wait for a batch to fill before processing what has arrived.",
     )
+    processor_tagging_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description=(
+            "Processes that tag batches beside the worker (0: tag in the worker's own process). "
+            "One per spare CPU core raises a worker's throughput."
+        ),
+    )
     processor_session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer session timeout (faust)."
     )

@@ -36,6 +36,7 @@ __all__ = [
     "estimate_similarity",
     "shingles",
     "signature",
+    "story_signature",
 ]
 
 SIGNATURE_SIZE = 32  # bins of the one-permutation MinHash
@@ -94,6 +95,11 @@ def signature(tokens: Iterable[str]) -> tuple[int, ...]:
         distance += 1
         bins[position] = (carry + distance * _ROTATE) & _MASK32
     return tuple(bins)
+
+
+def story_signature(title: str, summary: str = "") -> tuple[int, ...]:
+    """The MinHash signature of an item's text: all a story assignment needs from the text."""
+    return signature(shingles(title, summary))
 
 
 def estimate_similarity(left: tuple[int, ...], right: tuple[int, ...]) -> float:
@@ -161,9 +167,14 @@ class StoryIndex:
         self, item_id: str, title: str, summary: str, source: str, at: datetime
     ) -> StoryMatch:
         """Put one item into its story (existing or new) and record the source."""
+        return self.assign_signature(item_id, story_signature(title, summary), source, at)
+
+    def assign_signature(
+        self, item_id: str, sig: tuple[int, ...], source: str, at: datetime
+    ) -> StoryMatch:
+        """`assign` with the item's `story_signature` already computed (possibly elsewhere)."""
         when = at.timestamp()
         self.expire(when - self.config.horizon_seconds)
-        sig = signature(shingles(title, summary))
         bands = _bands(sig)
         best_id, best_score = self._best_candidate(sig, bands, when)
         if best_id is None:

@@ -1,0 +1,112 @@
+"""Tagging processes: the stateless half of processing (`prepare`) for whole batches, off the
+worker's own process.
+
+A faust worker is one Python process, and tagging is CPU work under the GIL: on its own it
+spends about as long tagging a record as faust spends consuming it and our producer sending the
+outputs. `processor_tagging_processes` > 0 moves `prepare` (decode, tag, story signature,
+serialise) to that many spawned processes, one batch per task, while the worker keeps the
+story index and the Kafka clients. Records come back in input order; what a process returns is
+byte for byte what the worker would have made itself.
+
+A tagging process that dies (killed, out of memory, a crash on one record) breaks the pool: the
+pool is rebuilt and the batch retried one record at a time, so that only a record that kills
+its process again is dead-lettered; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+
+from blocwatch.processor.processing import Prepared, Rejected, TagFunction, prepare
+from blocwatch.processor.tagging import default_tagger, tag_text
+
+__all__ = ["TaggingPool", "prepare_batch"]
+
+log = logging.getLogger(__name__)
+Result = Prepared | Rejected
+
+
+def _warm_up() -> None:
+    default_tagger()  # compile the rules once per process, not on its first batch
+
+
+def prepare_batch(
+    values: Sequence[bytes | None], tag: TagFunction, tagger_version: str, now: datetime
+) -> list[Result]:
+    """`prepare` every record of a batch (runs in a tagging process)."""
+    return [prepare(value, tag=tag, tagger_version=tagger_version, now=now) for value in values]
+
+
+class TaggingPool:
+    """`processes` spawned tagging processes; `tag` must be picklable (a module-level function)."""
+
+    def __init__(self, processes: int, tagger_version: str, tag: TagFunction = tag_text) -> None:
+        if processes < 1:
+            raise ValueError("a tagging pool needs at least one process")
+        self.processes = processes
+        self.tagger_version = tagger_version
+        self.tag = tag
+        self.restarts = 0
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the worker runs threads (faust's consumer) that fork would copy mid-air
+        return ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+        )
+
+    async def prepare(self, values: Sequence[bytes | None], now: datetime) -> list[Result]:
+        """`prepare` for each record, in order, in the tagging processes."""
+        try:
+            return await self._run(values, now)
+        except BrokenProcessPool:
+            log.error("a tagging process died; restarting the pool, retrying the batch singly")
+            self._restart()
+        results: list[Result] = []
+        for value in values:  # one at a time: only a record that kills a process again is lost
+            try:
+                results += await self._run([value], now)
+            except BrokenProcessPool:
+                self._restart()
+                results.append(Rejected("a tagging process died on this record", "ProcessDied"))
+        return results
+
+    async def warm_up(self) -> None:
+        """Start every process and compile its tagger now, not on the first batches."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.processes))
+        )
+
+    async def _run(self, values: Sequence[bytes | None], now: datetime) -> list[Result]:
+        """One task per process, each a contiguous slice, so the order is kept."""
+        loop = asyncio.get_running_loop()
+        step = -(-len(values) // self.processes)  # ceiling: at most `processes` slices
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    self._executor,
+                    prepare_batch,
+                    list(values[at : at + step]),
+                    self.tag,
+                    self.tagger_version,
+                    now,
+                )
+                for at in range(0, len(values), step)
+            )
+        )
+        return [result for part in parts for result in part]
+
+    def _restart(self) -> None:
+        self.restarts += 1
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._new_executor()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
