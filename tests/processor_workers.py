@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,7 +86,13 @@ class Worker:
     """One processor worker subprocess with its own metrics port and data dir."""
 
     def __init__(
-        self, settings: KafkaSettings, tmp: Path, name: str, *, fake_tagger: bool = False
+        self,
+        settings: KafkaSettings,
+        tmp: Path,
+        name: str,
+        *,
+        fake_tagger: bool = False,
+        tagging_processes: int = 0,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -99,6 +106,7 @@ class Worker:
             "BLOCWATCH_TOPIC_PARTITIONS": str(settings.topic_partitions),
             "BLOCWATCH_PROCESSOR_METRICS_PORT": str(self.port),
             "BLOCWATCH_PROCESSOR_DATA_DIR": str(tmp / f"{name}-data"),
+            "BLOCWATCH_PROCESSOR_TAGGING_PROCESSES": str(tagging_processes),
         }
         command = [sys.executable, "-m", "tests.processor_workers"] if fake_tagger else [
             str(BLOCWATCH), "process"]  # fmt: skip
@@ -106,6 +114,14 @@ class Worker:
             self.process = subprocess.Popen(
                 command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def children(self) -> set[int]:
+        """PIDs of the worker's child processes (its tagging processes), from /proc."""
+        pids: set[int] = set()
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pids.update(int(pid) for pid in task.read_text().split())
+        return pids
 
     def _get(self, path: str) -> tuple[int, str]:
         try:

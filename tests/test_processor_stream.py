@@ -25,7 +25,8 @@ async def test_every_item_is_tagged_routed_and_poison_is_dead_lettered(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     topics = kafka_settings.topics
-    worker = Worker(kafka_settings, tmp_path, "routing", fake_tagger=True)
+    # tagging in a separate process (the fake tagger crosses to it by reference)
+    worker = Worker(kafka_settings, tmp_path, "routing", fake_tagger=True, tagging_processes=1)
     try:
         await worker.wait_ready()
         assert worker.ready_statuses <= {0, 503, 200}  # booting is "not ready", never an error
@@ -99,6 +100,15 @@ async def _when(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for a reaper)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def _assigned(*workers: Worker) -> bool:
     return all((w.metric("blocwatch_processor_assigned_partitions") or 0) > 0 for w in workers)
 
@@ -130,7 +140,7 @@ async def test_two_workers_share_partitions_and_a_stopped_or_killed_one_loses_no
 ) -> None:
     topics = kafka_settings.topics
     first = Worker(kafka_settings, tmp_path, "first")
-    second = Worker(kafka_settings, tmp_path, "second")
+    second = Worker(kafka_settings, tmp_path, "second", tagging_processes=1)
     third: Worker | None = None
     try:
         await asyncio.gather(first.wait_ready(), second.wait_ready())
@@ -160,10 +170,14 @@ async def test_two_workers_share_partitions_and_a_stopped_or_killed_one_loses_no
         await third.wait_ready()
         await _when(lambda: _assigned(second, third))
         killed = [f"kill-{n}" for n in range(200)]
+        helpers = second.children()
+        assert helpers, "the second worker runs a tagging process"
         await _stop_mid_stream(kafka_settings, second, signal.SIGKILL, killed)
         tagged = await read_until(kafka_settings, topics.news_tagged, set(killed), 90)
         assert distinct_ids(tagged) >= set(killed)
         assert third.process.poll() is None
+        # a killed worker's tagging process notices its parent is gone and exits
+        await _when(lambda: not any(_alive(pid) for pid in helpers))
     finally:
         for worker in (first, second, third):
             if worker is not None:

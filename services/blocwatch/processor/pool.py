@@ -8,7 +8,8 @@ serialise) to that many spawned processes, one batch per task, while the worker 
 story index and the Kafka clients. Records come back in input order; what a process returns is
 byte for byte what the worker would have made itself.
 
-A tagging process that dies (killed, out of memory, a crash on one record) breaks the pool: the
+Each tagging process exits when its worker does, even one killed outright. A tagging process
+that dies (killed, out of memory, a crash on one record) breaks the pool: the
 pool is rebuilt and the batch retried one record at a time, so that only a record that kills
 its process again is dead-lettered; the stream goes on.
 """
@@ -18,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +34,21 @@ __all__ = ["TaggingPool", "prepare_batch"]
 
 log = logging.getLogger(__name__)
 Result = Prepared | Rejected
+
+
+def _start_process() -> None:
+    """Initialiser of each tagging process: exit with the worker, compile the tagger now."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # A worker killed outright never shuts its pool down, and a process blocked reading its
+        # task queue would wait forever (it holds that pipe's write end too): watch the parent.
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+    _warm_up()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _warm_up() -> None:
@@ -58,7 +77,9 @@ class TaggingPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the worker runs threads (faust's consumer) that fork would copy mid-air
         return ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_process,
         )
 
     async def prepare(self, values: Sequence[bytes | None], now: datetime) -> list[Result]:

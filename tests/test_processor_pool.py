@@ -1,0 +1,73 @@
+"""Tagging processes (processor.pool): real spawned processes, the results the worker itself
+would compute, and a process that dies on one record costing only that record."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from blocwatch.processor.pool import TaggingPool
+from blocwatch.processor.processing import Prepared, Rejected, prepare
+from blocwatch.processor.tagging import TAGGER_VERSION, Tagging, tag_text
+from tests.processor_workers import news_bytes
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+DEATH = "this headline kills the tagging process"
+
+RECORDS: list[bytes | None] = [
+    news_bytes("p1", "North Korea fires ballistic missile into the sea off its east coast"),
+    news_bytes("p2", "Russia and North Korea sign mutual defence pact in Pyongyang"),
+    b"\xff not json",
+    None,
+    news_bytes("p3", "Foreign ministers meet in Geneva to discuss a humanitarian corridor"),
+    news_bytes("p4", "Philippines and Japan sign access agreement for joint exercises"),
+]
+
+
+def dies_on_marker(title: str, summary: str) -> Tagging:
+    """A tagger whose process dies (no exception, no cleanup) on one headline."""
+    if title == DEATH:
+        os._exit(3)
+    return tag_text(title, summary)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_pool_results_equal_the_workers_own(processes: int) -> None:
+    pool = TaggingPool(processes, TAGGER_VERSION)
+    try:
+        await pool.warm_up()
+        results = await pool.prepare(RECORDS, NOW)
+    finally:
+        pool.close()
+    here = [prepare(v, tag=tag_text, tagger_version=TAGGER_VERSION, now=NOW) for v in RECORDS]
+    assert results == here  # same order, same bytes, same rejections
+    kinds = [Prepared, Prepared, Rejected, Rejected, Prepared, Prepared]
+    assert [type(r) for r in results] == kinds
+    assert {label for r in results if isinstance(r, Prepared) for label in r.labels} == {
+        "alliance",
+        "escalation",
+    }
+
+
+async def test_a_process_dying_on_one_record_loses_only_that_record() -> None:
+    records = [*RECORDS[:2], news_bytes("dead", DEATH), *RECORDS[4:]]
+    pool = TaggingPool(1, TAGGER_VERSION, tag=dies_on_marker)
+    try:
+        results = await pool.prepare(records, NOW)
+        assert pool.restarts >= 2  # the batch broke the pool, then the record alone did again
+        after = await pool.prepare(RECORDS[:1], NOW)  # the rebuilt pool works
+    finally:
+        pool.close()
+    assert [type(r) for r in results] == [Prepared, Prepared, Rejected, Prepared, Prepared]
+    dead = results[2]
+    assert isinstance(dead, Rejected)
+    assert "died" in dead.error
+    assert [r.item_id for r in results if isinstance(r, Prepared)] == ["p1", "p2", "p3", "p4"]
+    assert isinstance(after[0], Prepared)
+
+
+def test_a_pool_needs_a_process() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        TaggingPool(0, TAGGER_VERSION)
