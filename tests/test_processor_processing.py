@@ -166,3 +166,24 @@ def test_metrics_count_items_tags_stories_and_dead_letters() -> None:
     assert value("blocwatch_processor_stories_total") == 1
     labels = {"label": "alliance", "subtype": "defence_pact"}
     assert value("blocwatch_processor_tags_total", labels) == 2
+
+
+def test_story_fields_spliced_into_the_json_make_a_valid_tagged_item() -> None:
+    stories = StoryIndex(StoryConfig())
+    _run(_news("j0", "Partners sign pact and hold drill near Busan"), stories)
+    outcome = _run(_news("j1", "Partners sign pact, hold drill near Busan"), stories)
+    assert outcome.story is not None
+    payload = outcome.outputs[0].value
+    objects: list[list[str]] = []  # keys of each JSON object, innermost first, top level last
+
+    def keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        objects.append([key for key, _ in pairs])
+        return dict(pairs)
+
+    json.loads(payload, object_pairs_hook=keys)
+    assert sorted(objects[-1]) == sorted(TaggedItem.model_fields), "every field once, no other"
+    item = decode(TaggedItem, payload)
+    assert (item.story_id, item.story_sources) == (outcome.story.story_id, outcome.story.sources)
+    assert item.tagged_at == NOW
+    assert item.tagger_version == "test-1"
+    assert outcome.tags == (("alliance", "defence_pact"), ("escalation", "exercise"))

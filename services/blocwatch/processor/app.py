@@ -1,9 +1,10 @@
 """The faust-streaming worker of `blocwatch process`: news.raw in; news.tagged, events.*, DLQ out.
 
-Delivery is at-least-once. Events are consumed without auto-ack; each event's outputs are
-sent at once by the processor's own aiokafka producer, and a second task acks events in order
-only after awaiting every one of their send futures, so a committed offset always means its
-outputs are in Kafka. (faust's producer wraps each send in bookkeeping that doubled the cost per
+Delivery is at-least-once. Events are taken in batches without auto-ack; each batch is prepared
+(here or in the tagging processes, processor.pool), finished (stories, routing), its outputs sent
+by the processor's own aiokafka producer, and a third task acks events in order only after
+awaiting every one of their send futures, so a committed offset always means its outputs are in
+Kafka. (faust's producer wraps each send in bookkeeping that doubled the cost per
 record on a path writing two to four records per item; it still writes the story changelog, and
 with `processor_exactly_once` the outputs too, through its transactions.) A
 worker that dies leaves the offsets after its last commit to another worker of the group, which
