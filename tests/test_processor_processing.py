@@ -187,3 +187,13 @@ def test_story_fields_spliced_into_the_json_make_a_valid_tagged_item() -> None:
     assert item.tagged_at == NOW
     assert item.tagger_version == "test-1"
     assert outcome.tags == (("alliance", "defence_pact"), ("escalation", "exercise"))
+
+
+def test_tagger_output_that_fails_validation_is_dead_lettered() -> None:
+    def invalid(title: str, summary: str) -> Tagging:
+        return Tagging(regions=[None])  # type: ignore[list-item]  # a region must be a string
+
+    outcome = _run(_news("v1", "fine item"), tag=invalid)
+    assert outcome.dead_letter is not None
+    assert outcome.dead_letter.error_type == "ValidationError"
+    assert [o.topic for o in outcome.outputs] == ["p.news.raw.dlq"]

@@ -123,11 +123,14 @@ def prepare(
     except ContractError as exc:
         return Rejected.of(exc)
     try:
-        tagging = tag(news.title, news.summary)
+        return _prepared(news, tag, tagger_version, now)
     # A tagger bug on one odd item must not stop the stream: dead-letter it with the reason.
     except Exception as exc:
         return Rejected.of(exc)
-    item = _tagged(news, tagging, tagger_version, now)
+
+
+def _prepared(news: NewsItem, tag: TagFunction, tagger_version: str, now: datetime) -> Prepared:
+    item = _tagged(news, tag(news.title, news.summary), tagger_version, now)
     body = item.model_dump_json(exclude=_STORY_FIELDS).encode()
     return Prepared(
         item_id=news.id,
