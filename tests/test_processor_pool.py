@@ -53,10 +53,12 @@ async def test_pool_results_equal_the_workers_own(processes: int) -> None:
 
 async def test_a_process_dying_on_one_record_loses_only_that_record() -> None:
     records = [*RECORDS[:2], news_bytes("dead", DEATH), *RECORDS[4:]]
-    pool = TaggingPool(1, TAGGER_VERSION, tag=dies_on_marker)
+    restarts: list[int] = []
+    pool = TaggingPool(1, TAGGER_VERSION, tag=dies_on_marker, on_restart=lambda: restarts.append(1))
     try:
         results = await pool.prepare(records, NOW)
         assert pool.restarts >= 2  # the batch broke the pool, then the record alone did again
+        assert len(restarts) == pool.restarts  # what the worker counts in its metrics
         after = await pool.prepare(RECORDS[:1], NOW)  # the rebuilt pool works
     finally:
         pool.close()

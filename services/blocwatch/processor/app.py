@@ -334,8 +334,12 @@ class TaggingProcesses(Service):
 
     async def on_start(self) -> None:
         settings = self.processor.settings
+        processor = self.processor
         pool = TaggingPool(
-            settings.processor_tagging_processes, self.processor.tagger_version, self.processor.tag
+            settings.processor_tagging_processes,
+            processor.tagger_version,
+            processor.tag,
+            on_restart=processor.metrics.tagging_restarts.inc,
         )
         await pool.warm_up()
         self.processor.pool = pool

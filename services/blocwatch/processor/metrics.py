@@ -46,6 +46,11 @@ class ProcessorMetrics:
             "Stories currently held for clustering (bounded by horizon and cap).",
             registry=registry,
         )
+        self.tagging_restarts = Counter(
+            "blocwatch_processor_tagging_restarts",
+            "Times the tagging processes were restarted because one died.",
+            registry=registry,
+        )
         self.assigned_partitions = Gauge(
             "blocwatch_processor_assigned_partitions",
             "Partitions of news.raw assigned to this worker.",

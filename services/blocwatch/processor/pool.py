@@ -22,7 +22,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -65,13 +65,20 @@ def prepare_batch(
 class TaggingPool:
     """`processes` spawned tagging processes; `tag` must be picklable (a module-level function)."""
 
-    def __init__(self, processes: int, tagger_version: str, tag: TagFunction = tag_text) -> None:
+    def __init__(
+        self,
+        processes: int,
+        tagger_version: str,
+        tag: TagFunction = tag_text,
+        on_restart: Callable[[], None] | None = None,
+    ) -> None:
         if processes < 1:
             raise ValueError("a tagging pool needs at least one process")
         self.processes = processes
         self.tagger_version = tagger_version
         self.tag = tag
         self.restarts = 0
+        self.on_restart = on_restart
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -126,6 +133,8 @@ class TaggingPool:
 
     def _restart(self) -> None:
         self.restarts += 1
+        if self.on_restart is not None:
+            self.on_restart()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = self._new_executor()
 
