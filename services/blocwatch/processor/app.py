@@ -49,8 +49,7 @@ from blocwatch.processor.pool import TaggingPool
 from blocwatch.processor.processing import (
     Outcome,
     Output,
-    Prepared,
-    Rejected,
+    Preparation,
     Source,
     TagFunction,
     finish,
@@ -75,8 +74,7 @@ STORY_TABLE = "stories"
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Inflight = tuple[list[Any], list[Outcome], list[Awaitable[Any]]]  # one batch, finished
-Result = Prepared | Rejected
-Preparing = tuple[list[Any], datetime, "asyncio.Future[list[Result]]"]
+Preparing = tuple[list[Any], datetime, "asyncio.Future[list[Preparation]]"]
 
 
 def _utcnow() -> datetime:
@@ -249,7 +247,7 @@ class Processor:
             finisher.cancel()
             acker.cancel()
 
-    async def _prepare(self, values: list[bytes | None], now: datetime) -> list[Result]:
+    async def _prepare(self, values: list[bytes | None], now: datetime) -> list[Preparation]:
         if self.pool is not None:
             return await self.pool.prepare(values, now)
         tag, version = self.tag, self.tagger_version
@@ -271,7 +269,9 @@ class Processor:
                 return
             await inflight.put((events, outcomes, futures))
 
-    def _finish(self, events: list[Any], prepared: list[Result], now: datetime) -> list[Outcome]:
+    def _finish(
+        self, events: list[Any], prepared: list[Preparation], now: datetime
+    ) -> list[Outcome]:
         outcomes = []
         for event, done in zip(events, prepared, strict=True):
             message = event.message

@@ -4,9 +4,9 @@ worker's own process.
 A faust worker is one Python process, and tagging is CPU work under the GIL: on its own it
 spends about as long tagging a record as faust spends consuming it and our producer sending the
 outputs. `processor_tagging_processes` > 0 moves `prepare` (decode, tag, story signature,
-serialise) to that many spawned processes, one batch per task, while the worker keeps the
-story index and the Kafka clients. Records come back in input order; what a process returns is
-byte for byte what the worker would have made itself.
+serialise) to that many spawned processes, each batch cut into one contiguous slice per
+process, while the worker keeps the story index and the Kafka clients. Records come back in
+input order; what a process returns is byte for byte what the worker would have made itself.
 
 Each tagging process exits when its worker does, even one killed outright. A tagging process
 that dies (killed, out of memory, a crash on one record) breaks the pool: the
@@ -27,13 +27,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
-from blocwatch.processor.processing import Prepared, Rejected, TagFunction, prepare
+from blocwatch.processor.processing import Preparation, Rejected, TagFunction, prepare
 from blocwatch.processor.tagging import default_tagger, tag_text
 
 __all__ = ["TaggingPool", "prepare_batch"]
 
 log = logging.getLogger(__name__)
-Result = Prepared | Rejected
 
 
 def _start_process() -> None:
@@ -57,7 +56,7 @@ def _warm_up() -> None:
 
 def prepare_batch(
     values: Sequence[bytes | None], tag: TagFunction, tagger_version: str, now: datetime
-) -> list[Result]:
+) -> list[Preparation]:
     """`prepare` every record of a batch (runs in a tagging process)."""
     return [prepare(value, tag=tag, tagger_version=tagger_version, now=now) for value in values]
 
@@ -89,14 +88,14 @@ class TaggingPool:
             initializer=_start_process,
         )
 
-    async def prepare(self, values: Sequence[bytes | None], now: datetime) -> list[Result]:
+    async def prepare(self, values: Sequence[bytes | None], now: datetime) -> list[Preparation]:
         """`prepare` for each record, in order, in the tagging processes."""
         try:
             return await self._run(values, now)
         except BrokenProcessPool:
             log.error("a tagging process died; restarting the pool, retrying the batch singly")
             self._restart()
-        results: list[Result] = []
+        results: list[Preparation] = []
         for value in values:  # one at a time: only a record that kills a process again is lost
             try:
                 results += await self._run([value], now)
@@ -112,7 +111,7 @@ class TaggingPool:
             *(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.processes))
         )
 
-    async def _run(self, values: Sequence[bytes | None], now: datetime) -> list[Result]:
+    async def _run(self, values: Sequence[bytes | None], now: datetime) -> list[Preparation]:
         """One task per process, each a contiguous slice, so the order is kept."""
         loop = asyncio.get_running_loop()
         step = -(-len(values) // self.processes)  # ceiling: at most `processes` slices

@@ -28,6 +28,7 @@ __all__ = [
     "STAGE",
     "Outcome",
     "Output",
+    "Preparation",
     "Prepared",
     "Rejected",
     "Source",
@@ -90,6 +91,9 @@ class Rejected:
         return cls(str(exc), type(exc).__name__)
 
 
+Preparation = Prepared | Rejected  # what `prepare` gives for one record
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What to publish for one record; `dead_letter` is set when it was rejected."""
@@ -114,7 +118,7 @@ def routes(labels: list[str], topics: Topics) -> list[str]:
 
 def prepare(
     value: bytes | None, *, tag: TagFunction, tagger_version: str, now: datetime
-) -> Prepared | Rejected:
+) -> Preparation:
     """Decode, tag and serialise one record; the part that needs no state."""
     if value is None:
         return Rejected("empty record (null value)")
@@ -144,7 +148,7 @@ def _prepared(news: NewsItem, tag: TagFunction, tagger_version: str, now: dateti
 
 
 def finish(
-    prepared: Prepared | Rejected,
+    prepared: Preparation,
     value: bytes | None,
     source: Source,
     *,
