@@ -4,6 +4,7 @@ would compute, and a process that dies on one record costing only that record.""
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from tests.processor_workers import news_bytes
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 DEATH = "this headline kills the tagging process"
+HANG = "this headline sends the tagger into an endless loop"
 
 RECORDS: list[bytes | None] = [
     news_bytes("p1", "North Korea fires ballistic missile into the sea off its east coast"),
@@ -30,6 +32,13 @@ def dies_on_marker(title: str, summary: str) -> Tagging:
     """A tagger whose process dies (no exception, no cleanup) on one headline."""
     if title == DEATH:
         os._exit(3)
+    return tag_text(title, summary)
+
+
+def hangs_on_marker(title: str, summary: str) -> Tagging:
+    """A tagger that never returns on one headline (as a regex caught backtracking would)."""
+    while title == HANG:
+        time.sleep(1)
     return tag_text(title, summary)
 
 
@@ -66,6 +75,7 @@ async def test_a_process_dying_on_one_record_loses_only_that_record() -> None:
     dead = results[2]
     assert isinstance(dead, Rejected)
     assert "died" in dead.error
+    assert dead.error_type == "BrokenProcessPool"
     assert [r.item_id for r in results if isinstance(r, Prepared)] == ["p1", "p2", "p3", "p4"]
     assert isinstance(after[0], Prepared)
 
@@ -73,3 +83,21 @@ async def test_a_process_dying_on_one_record_loses_only_that_record() -> None:
 def test_a_pool_needs_a_process() -> None:
     with pytest.raises(ValueError, match="at least one"):
         TaggingPool(0, TAGGER_VERSION)
+
+
+async def test_a_record_that_hangs_a_process_is_dead_lettered_after_the_timeout() -> None:
+    records = [RECORDS[0], news_bytes("hang", HANG), RECORDS[1]]
+    pool = TaggingPool(1, TAGGER_VERSION, tag=hangs_on_marker, timeout=3.0)
+    try:
+        await pool.warm_up()
+        results = await pool.prepare(records, NOW)
+        after = await pool.prepare(RECORDS[:1], NOW)  # the restarted processes work
+    finally:
+        pool.close()
+    assert [type(r) for r in results] == [Prepared, Rejected, Prepared]
+    stuck = results[1]
+    assert isinstance(stuck, Rejected)
+    assert stuck.error == "a tagging process took too long on this record"
+    assert stuck.error_type == "TimeoutError"
+    assert pool.restarts == 2  # the batch timed out, then the record alone did again
+    assert isinstance(after[0], Prepared)

@@ -340,6 +340,7 @@ class TaggingProcesses(Service):
             processor.tagger_version,
             processor.tag,
             on_restart=processor.metrics.tagging_restarts.inc,
+            timeout=settings.processor_tagging_timeout_seconds,
         )
         await pool.warm_up()
         self.processor.pool = pool

@@ -9,9 +9,10 @@ process, while the worker keeps the story index and the Kafka clients. Records c
 input order; what a process returns is byte for byte what the worker would have made itself.
 
 Each tagging process exits when its worker does, even one killed outright. A tagging process
-that dies (killed, out of memory, a crash on one record) breaks the pool: the
-pool is rebuilt and the batch retried one record at a time, so that only a record that kills
-its process again is dead-lettered; the stream goes on.
+that dies (killed, out of memory, a crash on one record) breaks the pool, and a batch that takes
+longer than `timeout` (a record that sends a regex into a loop) stops the processes: either
+way they are restarted and the batch retried one record at a time, so that only a record that
+fails again is dead-lettered; the stream goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import Any
 
 from blocwatch.processor.processing import Preparation, Rejected, TagFunction, prepare
 from blocwatch.processor.tagging import default_tagger, tag_text
@@ -50,6 +52,12 @@ def _exit_with(sentinel: int) -> None:
     os._exit(0)
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "a tagging process took too long"
+    return "a tagging process died"
+
+
 def _warm_up() -> None:
     default_tagger()  # compile the rules once per process, not on its first batch
 
@@ -70,6 +78,7 @@ class TaggingPool:
         tagger_version: str,
         tag: TagFunction = tag_text,
         on_restart: Callable[[], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if processes < 1:
             raise ValueError("a tagging pool needs at least one process")
@@ -78,6 +87,7 @@ class TaggingPool:
         self.tag = tag
         self.restarts = 0
         self.on_restart = on_restart
+        self.timeout = timeout  # seconds a batch may take; None: no limit
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -92,16 +102,16 @@ class TaggingPool:
         """`prepare` for each record, in order, in the tagging processes."""
         try:
             return await self._run(values, now)
-        except BrokenProcessPool:
-            log.error("a tagging process died; restarting the pool, retrying the batch singly")
-            self._restart()
+        except (BrokenProcessPool, TimeoutError) as exc:
+            log.error("%s: restarting the tagging processes, retrying record by record", _why(exc))
+            await self._restart()
         results: list[Preparation] = []
-        for value in values:  # one at a time: only a record that kills a process again is lost
+        for value in values:  # one at a time: only a record that fails a process again is lost
             try:
                 results += await self._run([value], now)
-            except BrokenProcessPool:
-                self._restart()
-                results.append(Rejected("a tagging process died on this record", "ProcessDied"))
+            except (BrokenProcessPool, TimeoutError) as exc:
+                await self._restart()
+                results.append(Rejected(f"{_why(exc)} on this record", type(exc).__name__))
         return results
 
     async def warm_up(self) -> None:
@@ -112,6 +122,10 @@ class TaggingPool:
         )
 
     async def _run(self, values: Sequence[bytes | None], now: datetime) -> list[Preparation]:
+        """The batch's results, within `timeout` seconds (TimeoutError otherwise)."""
+        return await asyncio.wait_for(self._slices(values, now), self.timeout)
+
+    async def _slices(self, values: Sequence[bytes | None], now: datetime) -> list[Preparation]:
         """One task per process, each a contiguous slice, so the order is kept."""
         loop = asyncio.get_running_loop()
         step = -(-len(values) // self.processes)  # ceiling: at most `processes` slices
@@ -130,12 +144,19 @@ class TaggingPool:
         )
         return [result for part in parts for result in part]
 
-    def _restart(self) -> None:
+    async def _restart(self) -> None:
+        """New processes, warmed up before the next timed batch; the old ones stopped."""
         self.restarts += 1
         if self.on_restart is not None:
             self.on_restart()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._new_executor()
+        old, self._executor = self._executor, self._new_executor()
+        # A process stuck on one record would keep running after shutdown: stop them all.
+        # (concurrent.futures has no public way before Python 3.14's terminate_workers.)
+        processes: dict[int, Any] = getattr(old, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.terminate()
+        old.shutdown(wait=False, cancel_futures=True)
+        await self.warm_up()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

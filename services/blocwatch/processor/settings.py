@@ -67,6 +67,14 @@ class ProcessorSettings(ServiceSettings):
             "One per spare CPU core raises a worker's throughput."
         ),
     )
+    processor_tagging_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "With tagging processes: longest a batch may take before they are restarted and the "
+            "record that holds them up is dead-lettered."
+        ),
+    )
     processor_session_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Kafka consumer session timeout (faust)."
     )
