@@ -17,7 +17,6 @@ included), which a busy neighbour disturbs far less; peak RSS adds the children'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.results import Measurement, peak_rss_mb
+from bench.results import Measurement, child_pids, peak_rss_mb
 from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
 from blocwatch.core.models import NewsItem
@@ -82,16 +81,8 @@ async def _load(settings: KafkaSettings, records: list[tuple[bytes, bytes]]) -> 
         await producer.stop()
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            found.update(int(child) for child in task.read_text().split())
-    return found
-
-
 def _peak_rss_with_children(pid: int) -> float:
-    return peak_rss_mb(pid) + sum(_peak_rss_with_children(child) for child in _children(pid))
+    return peak_rss_mb(pid) + sum(_peak_rss_with_children(child) for child in child_pids(pid))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -102,7 +93,7 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:  # a child that exited meanwhile
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(_cpu_seconds(child) for child in _children(pid))
+    return own + sum(_cpu_seconds(child) for child in child_pids(pid))
 
 
 async def _observe(settings: KafkaSettings, topic: str, n: int, pid: int) -> tuple[float, float]:

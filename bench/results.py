@@ -8,6 +8,7 @@ with the date and the machine, between the markers of README.md's `## Performanc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,11 +20,13 @@ __all__ = [
     "README_END",
     "README_START",
     "Measurement",
+    "child_pids",
     "dump",
     "load",
     "machine",
     "markdown_table",
     "peak_rss_mb",
+    "process_running",
     "replace_section",
     "text_table",
 ]
@@ -76,6 +79,24 @@ def dump(measurements: list[Measurement], path: Path) -> None:
 
 def load(path: Path) -> list[Measurement]:
     return [Measurement(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def child_pids(pid: int) -> set[int]:
+    """PIDs of a process's live children (Linux /proc; empty when it is gone)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found.update(int(child) for child in task.read_text().split())
+    return found
+
+
+def process_running(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a zombie is gone, reaped or not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def peak_rss_mb(pid: int | None = None) -> float:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -114,14 +113,6 @@ class Worker:
             self.process = subprocess.Popen(
                 command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
             )
-
-    def children(self) -> set[int]:
-        """PIDs of the worker's child processes (its tagging processes), from /proc."""
-        pids: set[int] = set()
-        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                pids.update(int(pid) for pid in task.read_text().split())
-        return pids
 
     def _get(self, path: str) -> tuple[int, str]:
         try:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bench.results import child_pids, process_running
 
 from blocwatch.core.codec import decode
 from blocwatch.core.models import DeadLetter, TaggedItem
@@ -100,15 +101,6 @@ async def _when(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
-def _alive(pid: int) -> bool:
-    """Running (not gone, not a zombie waiting for a reaper)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _assigned(*workers: Worker) -> bool:
     return all((w.metric("blocwatch_processor_assigned_partitions") or 0) > 0 for w in workers)
 
@@ -170,14 +162,14 @@ async def test_two_workers_share_partitions_and_a_stopped_or_killed_one_loses_no
         await third.wait_ready()
         await _when(lambda: _assigned(second, third))
         killed = [f"kill-{n}" for n in range(200)]
-        helpers = second.children()
+        helpers = child_pids(second.process.pid)
         assert helpers, "the second worker runs a tagging process"
         await _stop_mid_stream(kafka_settings, second, signal.SIGKILL, killed)
         tagged = await read_until(kafka_settings, topics.news_tagged, set(killed), 90)
         assert distinct_ids(tagged) >= set(killed)
         assert third.process.poll() is None
         # a killed worker's tagging process notices its parent is gone and exits
-        await _when(lambda: not any(_alive(pid) for pid in helpers))
+        await _when(lambda: not any(process_running(pid) for pid in helpers))
     finally:
         for worker in (first, second, third):
             if worker is not None:

@@ -10,19 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bench.results import process_running
 
 from blocwatch.up.supervisor import Backoff, ChildEvent, ChildSpec, Supervisor
 
 PY = sys.executable
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (reaped or not, a zombie is gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 async def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -80,7 +72,7 @@ async def test_dead_child_is_restarted_with_growing_backoff(tmp_path: Path) -> N
     delays = [e.delay_s for e in events if e.name == "crashy" and e.kind == "restarting"]
     assert delays[:4] == [0.05, 0.1, 0.2, 0.2]
     assert steady_pid is not None
-    assert not _alive(steady_pid)
+    assert not process_running(steady_pid)
 
 
 async def test_restarts_stop_at_the_limit(tmp_path: Path) -> None:
@@ -116,7 +108,7 @@ async def test_stop_is_ordered_and_waits_for_each_child(tmp_path: Path) -> None:
     assert not any(e.kind == "restarting" for e in events)  # a stop is not a crash
     for pid in pids.values():
         assert pid is not None
-        assert not _alive(pid)
+        assert not process_running(pid)
 
 
 async def test_child_ignoring_sigterm_is_killed_after_its_timeout() -> None:
@@ -127,7 +119,7 @@ async def test_child_ignoring_sigterm_is_killed_after_its_timeout() -> None:
     await asyncio.sleep(0.3)  # let it install the handler; the stop below must not depend on it
     await supervisor.stop()
     assert pid is not None
-    assert not _alive(pid)
+    assert not process_running(pid)
 
 
 async def test_no_orphans_grandchildren_die_with_their_parent(tmp_path: Path) -> None:
@@ -147,11 +139,11 @@ time.sleep(600)
     await _until(lambda: pid_file.exists() and pid_file.read_text() != "")
     grandchild = int(pid_file.read_text())
     child = supervisor.pid("parent")
-    assert _alive(grandchild)
+    assert process_running(grandchild)
     await supervisor.stop()
-    await _until(lambda: not _alive(grandchild), timeout_s=10)
+    await _until(lambda: not process_running(grandchild), timeout_s=10)
     assert child is not None
-    assert not _alive(child)
+    assert not process_running(child)
 
 
 async def test_crashed_childs_leftovers_are_reaped_before_restart(tmp_path: Path) -> None:
@@ -171,7 +163,7 @@ import time; time.sleep(600)
     async with supervisor:
         await _until(lambda: supervisor.restarts("leaky") >= 1)
         await _until(lambda: pid_file.exists() and pid_file.read_text() != "")
-        await _until(lambda: not _alive(int(pid_file.read_text())), timeout_s=10)
+        await _until(lambda: not process_running(int(pid_file.read_text())), timeout_s=10)
 
 
 async def test_child_environment_is_passed(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ becomes a DeadLetter for `news.raw.dlq` with the reason: bad input never stops t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,8 +75,8 @@ class Prepared:
     body: bytes  # the TaggedItem's JSON without the story fields and the closing brace
 
     @property
-    def labels(self) -> list[str]:
-        return sorted({label for label, _ in self.tags})
+    def labels(self) -> set[str]:
+        return {label for label, _ in self.tags}
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Outcome:
         return decode(TaggedItem, self.outputs[0].value)
 
 
-def routes(labels: list[str], topics: Topics) -> list[str]:
+def routes(labels: Iterable[str], topics: Topics) -> list[str]:
     """Every tagged item goes to news.tagged; each distinct label adds its events topic."""
     return [topics.news_tagged, *(topics.events(label) for label in sorted(set(labels)))]
 
