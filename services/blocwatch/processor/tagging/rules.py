@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from blocwatch.core.models import Tag
 from blocwatch.processor.tagging.gazetteer import trie_pattern
+from blocwatch.processor.tagging.prefilter import Prefilter
 
 __all__ = [
     "SCAN_BYTES",
@@ -173,10 +174,11 @@ class Candidate:
     order: int
     rule: CompiledRule | None
     pattern: re.Pattern[str]
+    index: int = -1  # a rule pattern's index in the prefilter
 
 
-# (family, order in the file, rule, pattern): what the scan tries at a head, as a plain tuple.
-RuleCandidate = tuple[int, int, CompiledRule, re.Pattern[str]]
+# (family, order in the file, rule, pattern, prefilter index): what the scan tries at a head.
+RuleCandidate = tuple[int, int, CompiledRule, re.Pattern[str], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,8 @@ class RuleSet:
         str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...], tuple[Candidate, ...]]
     ]
     always: tuple[Candidate, ...]
+    patterns: tuple[re.Pattern[str], ...]  # every rule pattern, by prefilter index
+    prefilter: Prefilter
     window: int
     adjacent: dict[str, int]
     rules: tuple[CompiledRule, ...]
@@ -251,6 +255,7 @@ def compile_rules(spec: RulesFile) -> RuleSet:
     compiled: list[CompiledRule] = []
     by_head: dict[str, list[Candidate]] = {}
     always: list[Candidate] = []
+    patterns: list[re.Pattern[str]] = []  # every rule pattern, by prefilter index
     for order, rule in enumerate(spec.rules):
         if rule.family not in families:
             families.append(rule.family)
@@ -266,9 +271,12 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         compiled.append(rule_c)
         for pattern in rule.patterns:
             expanded = expand_macros(pattern)
+            family = families.index(rule.family)
+            compiled_pattern = re.compile(expanded)
             candidate = Candidate(
-                RULE, rule.id, families.index(rule.family), order, rule_c, re.compile(expanded)
+                RULE, rule.id, family, order, rule_c, compiled_pattern, len(patterns)
             )
+            patterns.append(compiled_pattern)
             heads = pattern_heads(expanded)
             if heads is None:
                 always.append(candidate)
@@ -307,7 +315,11 @@ def compile_rules(spec: RulesFile) -> RuleSet:
     for key, found in merged.items():
         ordered = sorted(found.values(), key=lambda c: (c.kind, c.family, c.order))
         scan_index[key] = (
-            tuple((c.family, c.order, c.rule, c.pattern) for c in ordered if c.rule is not None),
+            tuple(
+                (c.family, c.order, c.rule, c.pattern, c.index)
+                for c in ordered
+                if c.rule is not None
+            ),
             tuple(c for c in ordered if c.kind in (CUE, BREAK)),
             tuple(c for c in ordered if c.kind == CONTEXT),
         )
@@ -317,6 +329,8 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         heads=re.compile(" (?=(" + trie_pattern(scan_index) + "))"),
         by_head=scan_index,
         always=tuple(always),
+        patterns=tuple(patterns),
+        prefilter=Prefilter([pattern.pattern for pattern in patterns]),
         window=spec.defaults.window,
         adjacent=dict(spec.defaults.adjacent),
         rules=tuple(compiled),

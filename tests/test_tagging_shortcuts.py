@@ -1,0 +1,132 @@
+"""The tagger's shortcuts never change an answer: the rule prefilter (Hyperscan) never drops a
+pattern that matches, and tags built without validation equal validated ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from bench.bench_tagging import make_items
+
+from blocwatch.core.models import Evidence, Tag
+from blocwatch.processor.tagging import FieldName, default_tagger
+from blocwatch.processor.tagging.prefilter import Prefilter
+from blocwatch.processor.tagging.tagger import Tagger, _lower
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# Written for these tests: events, near misses and routine news, in wire style.
+TEXTS = (
+    "Russia and North Korea signed a mutual defence pact in Pyongyang.",
+    "Officials denied reports that the two countries plan to sign a defence pact.",
+    "North Korea fired two ballistic missiles into the sea off its east coast.",
+    "Warplanes struck rebel positions as fighting spread; six soldiers were killed.",
+    "The central bank raised interest rates after inflation rose for a third month.",
+    "Heavy rain flooded the capital and the airport was closed for a day.",
+    "Japan and India agreed to deepen defence cooperation and share intelligence.",
+    "The army held live-fire drills near the border, the defence ministry said.",
+)
+
+
+def _texts() -> list[str]:
+    """The written texts, the benchmark's items and, when ../shared is there, every labelled dev
+    text."""
+    texts = list(TEXTS)
+    for title, summary in make_items(600, event_share=0.5, seed=5):
+        texts += [title, summary]
+    for name in ("dev.jsonl", "modern_dev.jsonl"):
+        path = SHARED / "eval" / name
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            texts += [json.loads(line)["text"] for line in lines if line.strip()]
+    return texts
+
+
+def _unfiltered(tagger: Tagger) -> Tagger:
+    """The same rules and gazetteer with a prefilter that reports nothing: every pattern tried."""
+    rules = dataclasses.replace(tagger.rules, prefilter=Prefilter(()))
+    assert not rules.prefilter.active
+    return Tagger(rules, tagger.gazetteer, tagger.version)
+
+
+needs_hyperscan = pytest.mark.skipif(
+    not default_tagger().rules.prefilter.active, reason="Hyperscan is not built for this machine"
+)
+
+
+@needs_hyperscan
+def test_every_pattern_that_matches_a_text_is_reported() -> None:
+    rules = default_tagger().rules
+    missed = []
+    for text in _texts():
+        low = _lower(text)
+        possible = rules.prefilter.possible(low)
+        if possible is None:  # not ASCII: every pattern is tried
+            continue
+        for index, pattern in enumerate(rules.patterns):
+            if index not in possible and pattern.search(low):
+                missed.append((pattern.pattern[:60], text[:60]))
+    assert missed == []
+
+
+@needs_hyperscan
+def test_routine_news_has_no_possible_pattern_and_events_have_few() -> None:
+    prefilter = default_tagger().rules.prefilter
+    assert prefilter.possible(_lower(TEXTS[4])) == set()
+    assert prefilter.possible(_lower(TEXTS[5])) == set()
+    reported = prefilter.possible(_lower(TEXTS[0]))
+    assert reported
+    assert len(reported) < len(default_tagger().rules.patterns) // 10
+
+
+def test_tags_and_explanations_are_the_same_with_and_without_the_prefilter() -> None:
+    tagger = default_tagger()
+    unfiltered = _unfiltered(tagger)
+    for text in _texts():
+        fields: list[tuple[FieldName, str]] = [("text", text)]
+        assert tagger.tag(fields) == unfiltered.tag(fields), text
+        found, unfiltered_found = tagger.scan(fields), unfiltered.scan(fields)
+        assert [tuple(t) for t in found[0]] == [tuple(t) for t in unfiltered_found[0]], text
+
+
+@needs_hyperscan
+def test_text_the_prefilter_cannot_read_gets_every_pattern() -> None:
+    prefilter = Prefilter([r"\bsigned\s+(?:a\s+)?pact\b", r"\bdrills?\b"])
+    assert prefilter.possible("troops signed a pact") == {0}
+    assert prefilter.possible("nothing here") == set()
+    # Python counts \x1c-\x1f as spaces: so must the prefilter.
+    assert prefilter.possible("signed\x1fa pact") == {0}
+    assert prefilter.possible("they signed a pact in Zürich") is None
+
+
+@needs_hyperscan
+def test_a_pattern_hyperscan_cannot_compile_is_always_reported() -> None:
+    # \G is not supported by Hyperscan; a pattern that can match "" is refused too.
+    prefilter = Prefilter([r"\bdrills?\b", r"\Gfoo", r"(?:x)?"])
+    assert prefilter.active
+    assert prefilter.always == {1, 2}
+    assert prefilter.possible("the sky") == {1, 2}
+    assert prefilter.possible("joint drills") == {0, 1, 2}
+
+
+def test_an_empty_prefilter_is_inactive_and_tells_nothing() -> None:
+    prefilter = Prefilter(())
+    assert not prefilter.active
+    assert prefilter.possible("signed a pact") is None
+
+
+def test_tags_built_without_validation_equal_validated_ones() -> None:
+    tagging = default_tagger().tag([("title", TEXTS[0]), ("summary", TEXTS[2] + " " + TEXTS[6])])
+    assert len(tagging.tags) >= 3
+    for tag in tagging.tags:
+        validated = Tag.model_validate(tag.model_dump(exclude_unset=True))
+        assert tag == validated
+        assert tag.model_fields_set == validated.model_fields_set
+        assert tag.model_dump_json() == validated.model_dump_json()
+        assert all(type(evidence) is Evidence for evidence in tag.evidence)
+        assert [e.model_fields_set for e in tag.evidence] == [
+            e.model_fields_set for e in validated.evidence
+        ]
