@@ -127,7 +127,7 @@ def _facts(tagging: Any) -> tuple[Any, ...]:
 
 def _triggers(found: tuple[list[Any], list[Any], set[str]]) -> tuple[Any, ...]:
     triggers, mentions, places = found
-    return [tuple(t) for t in triggers], [tuple(m) for m in mentions], places
+    return [t.fields() for t in triggers], [m.fields() for m in mentions], places
 
 
 @needs_compiled_tagger

@@ -89,7 +89,7 @@ def test_tags_and_explanations_are_the_same_with_and_without_the_prefilter() -> 
         fields: list[tuple[FieldName, str]] = [("text", text)]
         assert tagger.tag(fields) == unfiltered.tag(fields), text
         found, unfiltered_found = tagger.scan(fields), unfiltered.scan(fields)
-        assert [tuple(t) for t in found[0]] == [tuple(t) for t in unfiltered_found[0]], text
+        assert [t.fields() for t in found[0]] == [t.fields() for t in unfiltered_found[0]], text
 
 
 @needs_hyperscan

@@ -35,7 +35,12 @@ __all__ = [
 
 # Module names, relative to the blocwatch package. Only modules with no pydantic model classes
 # (mypyc cannot compile those) and whose hot paths are Python loops.
-COMPILED = ("processor.tagging.tagger", "processor.tagging.gazetteer", "processor.stories")
+COMPILED = (
+    "processor.tagging.tagger",
+    "processor.tagging.gazetteer",
+    "processor.tagging.prefilter",
+    "processor.stories",
+)
 DIGESTS_FILE = "compiled.json"
 REBUILD = (
     "rebuild it: `make install` (or `pip install -e .`); BLOCWATCH_PURE_PYTHON=1 skips compiling"

@@ -13,21 +13,30 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from blocwatch.processor.tagging.dictionaries import ActorEntry, ActorKind, ActorsFile, RegionsFile
 
 __all__ = ["Gazetteer", "Mention", "trie_pattern"]
 
 
-class Mention(NamedTuple):
-    """One actor named in a text: which actor, where (a named tuple: built for every name in
-    every item, it must be cheap)."""
+class Mention:
+    """One actor named in a text: which actor, where. A plain class: mypyc compiles it to a C
+    struct, built and read without the Python-level `__new__` and descriptor lookups a named
+    tuple costs (it is made for every name in every item)."""
 
-    code: str
-    kind: ActorKind
-    start: int
-    end: int
+    __slots__ = ("code", "end", "kind", "start")
+
+    def __init__(self, code: str, kind: ActorKind, start: int, end: int) -> None:
+        self.code = code
+        self.kind = kind
+        self.start = start
+        self.end = end
+
+    def fields(self) -> tuple[str, ActorKind, int, int]:
+        return self.code, self.kind, self.start, self.end
+
+    def __repr__(self) -> str:
+        return f"Mention{self.fields()!r}"
 
 
 @dataclass(frozen=True, slots=True)
