@@ -14,6 +14,7 @@ from blocwatch.core.models import TaggedItem
 from blocwatch.processor.tagging import TAGGER_VERSION, tag_fields, tag_text
 from blocwatch.processor.tagging.gazetteer import trie_pattern
 from blocwatch.processor.tagging.rules import expand_macros, pattern_heads
+from blocwatch.processor.tagging.tagger import SENTENCE_END, _sentence_starts
 
 # (text, actor codes that must be found) — names, demonyms, capitals as metonyms, leaders, blocs.
 ACTORS = [
@@ -222,3 +223,23 @@ def test_tagging_fits_the_tagged_item_contract() -> None:
     assert back.labels == {"alliance", "escalation"}
     assert back.tags == tagging.tags
     assert ("USA", "GBR", "alliance") in {(d.source, d.target, d.label) for d in back.dyads}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="aZ9)%. !?\n\t\"”’'U.S", max_size=60))
+def test_sentence_starts_are_where_the_sentence_end_pattern_ends(text: str) -> None:
+    expected = [0, *(match.end() for match in SENTENCE_END.finditer(text))]
+    assert _sentence_starts(text) == expected
+
+
+def test_sentence_starts_in_wire_text() -> None:
+    text = 'Smith said the U.S. would act. "We will!" he said.\n\nTroops moved?! Yes.'
+    starts = _sentence_starts(text)
+    assert [text[start : start + 5] for start in starts] == [
+        "Smith",
+        '"We w',
+        "he sa",
+        "Troop",
+        "Yes.",
+    ]
+    assert starts == [0, *(match.end() for match in SENTENCE_END.finditer(text))]
