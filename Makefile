@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # The modules setup.py compiles with mypyc (blocwatch.compiled.COMPILED; a test keeps the two
 # lists equal): editing one reinstalls, so the compiled copy never lags its source.
-COMPILED_SOURCES := services/blocwatch/processor/tagging/tagger.py services/blocwatch/processor/tagging/gazetteer.py services/blocwatch/processor/tagging/prefilter.py services/blocwatch/processor/stories.py
+COMPILED_SOURCES := services/blocwatch/processor/tagging/tagger.py services/blocwatch/processor/tagging/gazetteer.py services/blocwatch/processor/tagging/prefilter.py services/blocwatch/processor/tagging/ruleset.py services/blocwatch/processor/stories.py
 
 $(STAMP): pyproject.toml setup.py services/blocwatch/compiled.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -13,7 +13,7 @@ from bench.bench_tagging import make_items
 from blocwatch.core.models import Evidence, Tag
 from blocwatch.processor.tagging import FieldName, default_tagger
 from blocwatch.processor.tagging.prefilter import Prefilter
-from blocwatch.processor.tagging.tagger import Tagger, _lower
+from blocwatch.processor.tagging.tagger import _JOINT_SPEC, Tagger, _lower
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -130,3 +130,15 @@ def test_tags_built_without_validation_equal_validated_ones() -> None:
         assert [e.model_fields_set for e in tag.evidence] == [
             e.model_fields_set for e in validated.evidence
         ]
+
+
+def test_every_tag_the_tagger_can_emit_validates() -> None:
+    """Tags are built without validation: every spec they come from must make a valid Tag."""
+    tagger = default_tagger()
+    emitted = [(tag, rule.confidence) for rule in tagger.rules.rules for tag in rule.tags]
+    emitted += [(tag, 0.99) for tag in _JOINT_SPEC.values()]
+    for tag, confidence in emitted:
+        fields = ("label", "subtype", "cameo", "plover", "intensity")
+        Tag.model_validate(
+            {**{name: getattr(tag, name) for name in fields}, "confidence": confidence}
+        )

@@ -39,6 +39,7 @@ COMPILED = (
     "processor.tagging.tagger",
     "processor.tagging.gazetteer",
     "processor.tagging.prefilter",
+    "processor.tagging.ruleset",
     "processor.stories",
 )
 DIGESTS_FILE = "compiled.json"

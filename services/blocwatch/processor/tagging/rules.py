@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants  # type: ignore[import-not-found]
 import re._parser as sre_parse  # type: ignore[import-not-found]
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,13 +21,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from blocwatch.core.models import Tag
 from blocwatch.processor.tagging.gazetteer import trie_pattern
 from blocwatch.processor.tagging.prefilter import Prefilter
+from blocwatch.processor.tagging.ruleset import (
+    BREAK,
+    CONTEXT,
+    CUE,
+    RULE,
+    Candidate,
+    CompiledRule,
+    CompiledTag,
+    RuleCandidate,
+    RuleSet,
+)
 
 __all__ = [
+    "CLAUSE_BREAK",
     "SCAN_BYTES",
     "SCAN_TABLE",
-    "Candidate",
-    "CompiledRule",
-    "RuleSet",
     "RuleSpec",
     "RulesFile",
     "TagSpec",
@@ -134,25 +142,6 @@ class RulesFile(_Strict):
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledTag:
-    """A tag a rule emits, its prototype Tag, and the cues that cancel it."""
-
-    spec: TagSpec
-    cues: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    id: str
-    confidence: float
-    tags: tuple[CompiledTag, ...]
-    requires: tuple[str, ...]
-    blocked_by: tuple[str, ...]
-    joint: bool
-
-
-RULE, CUE, CONTEXT, BREAK = 0, 1, 2, 3
 # Characters after which a word can start: mapped to spaces in the scan copy of the text.
 _WORD_JOINERS = '-()[]{}"“”‘’/—–$€£,;:!?.'
 SCAN_TABLE = str.maketrans(dict.fromkeys(_WORD_JOINERS, " "))
@@ -162,40 +151,6 @@ SCAN_BYTES = bytes.maketrans(_ASCII_JOINERS, b" " * len(_ASCII_JOINERS))
 # Words that end a clause: cues before them do not reach a trigger after them (";", ":" and
 # ", and" are found with str.rfind, being punctuation).
 CLAUSE_BREAK = r"\b(?:but|while|whereas|after|despite|amid|following|because|when)\b"
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A pattern tried where one of its heads was seen: a rule's, a cue, a context or a break."""
-
-    kind: int
-    name: str
-    family: int
-    order: int
-    rule: CompiledRule | None
-    pattern: re.Pattern[str]
-    index: int = -1  # a rule pattern's index in the prefilter
-
-
-# (family, order in the file, rule, pattern, prefilter index): what the scan tries at a head.
-RuleCandidate = tuple[int, int, CompiledRule, re.Pattern[str], int]
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSet:
-    """Everything the matcher needs, compiled once."""
-
-    heads: re.Pattern[str]
-    # scan key of a head -> (rule candidates, cue/break candidates, context candidates)
-    by_head: dict[
-        str, tuple[tuple[RuleCandidate, ...], tuple[Candidate, ...], tuple[Candidate, ...]]
-    ]
-    always: tuple[Candidate, ...]
-    patterns: tuple[re.Pattern[str], ...]  # every rule pattern, by prefilter index
-    prefilter: Prefilter
-    window: int
-    adjacent: dict[str, int]
-    rules: tuple[CompiledRule, ...]
 
 
 _DIGITS = frozenset("0123456789")
@@ -260,7 +215,14 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         if rule.family not in families:
             families.append(rule.family)
         tags = tuple(
-            CompiledTag(tag, tuple(rule.before or spec.defaults.before.get(tag.label, [])))
+            CompiledTag(
+                tag.label,
+                tag.subtype,
+                tag.cameo,
+                tag.plover,
+                tag.intensity,
+                tuple(rule.before or spec.defaults.before.get(tag.label, [])),
+            )
             for tag in rule.tags
         )
         for tag in rule.tags:  # validate once here so tag time can skip validation

@@ -23,17 +23,14 @@ from blocwatch.core.errors import ConfigError
 from blocwatch.core.models import SCHEMA_VERSION, Actor, Dyad, Evidence, Tag
 from blocwatch.processor.tagging.dictionaries import ActorsFile, RegionsFile
 from blocwatch.processor.tagging.gazetteer import Gazetteer, Mention
-from blocwatch.processor.tagging.rules import (
+from blocwatch.processor.tagging.rules import SCAN_BYTES, SCAN_TABLE, RulesFile, compile_rules
+from blocwatch.processor.tagging.ruleset import (
     BREAK,
     CUE,
-    SCAN_BYTES,
-    SCAN_TABLE,
     Candidate,
     CompiledRule,
+    CompiledTag,
     RuleSet,
-    RulesFile,
-    TagSpec,
-    compile_rules,
 )
 
 __all__ = ["FieldName", "Tagger", "Tagging", "Trigger", "build_tagger", "load_tagger"]
@@ -517,11 +514,11 @@ class Tagger:
         for ctag in rule.tags:
             cue = self._cancelled(scanned, window, ctag.cues, start) if window else None
             if cue is None:
-                labels.append(ctag.spec.label)
+                labels.append(ctag.label)
             elif explain:
                 cue_start, cue_end, cue_name = cue
                 words = scanned.text[cue_start:cue_end]
-                why.append(f"{ctag.spec.label} cancelled by {cue_name} {words!r}")
+                why.append(f"{ctag.label} cancelled by {cue_name} {words!r}")
         text = scanned.text[start:end]
         if not labels:
             return Trigger(rule, name, start, end, text, (), tuple(why)) if explain else None
@@ -653,10 +650,10 @@ class Tagger:
                 },
             )
             for ctag in rule.tags:
-                if ctag.spec.label in labels:
-                    self._add(merged, ctag.spec, rule, evidence)
+                if ctag.label in labels:
+                    self._add(merged, ctag, rule, evidence)
             if trigger.joint_with and "alliance" in labels:
-                spec = _JOINT_SPEC.get(rule.tags[0].spec.subtype, _JOINT_SPEC["default"])
+                spec = _JOINT_SPEC.get(rule.tags[0].subtype, _JOINT_SPEC["default"])
                 self._add(merged, spec, rule, evidence)
             if trigger.participants:  # no actor in its sentence: no roles, no dyads
                 for label in labels:
@@ -685,7 +682,7 @@ class Tagger:
     @staticmethod
     def _add(
         merged: dict[tuple[str, str], _TagDraft],
-        spec: TagSpec,
+        spec: CompiledTag,
         rule: CompiledRule,
         evidence: Evidence,
     ) -> None:
@@ -706,7 +703,7 @@ class Tagger:
     ) -> None:
         symmetric = self._symmetric.get((trigger.rule.id, label))
         if symmetric is None:
-            subtypes = {t.spec.subtype for t in trigger.rule.tags if t.spec.label == label}
+            subtypes = {t.subtype for t in trigger.rule.tags if t.label == label}
             symmetric = label in _SYMMETRIC_LABELS or bool(subtypes & _SYMMETRIC_SUBTYPES)
             self._symmetric[(trigger.rule.id, label)] = symmetric
         partners = trigger.joint_with
@@ -732,17 +729,9 @@ class Tagger:
 
 
 # Partners acting together (a pair named right before a joint-capable trigger): the alliance side.
-_JOINT_SPEC: dict[str, TagSpec] = {
-    "exercise": TagSpec(
-        label="alliance", subtype="joint_exercise", cameo="062", plover="COOPERATE", intensity=6.0
-    ),
-    "default": TagSpec(
-        label="alliance",
-        subtype="military_cooperation",
-        cameo="062",
-        plover="COOPERATE",
-        intensity=7.0,
-    ),
+_JOINT_SPEC: dict[str, CompiledTag] = {
+    "exercise": CompiledTag("alliance", "joint_exercise", "062", "COOPERATE", 6.0, ()),
+    "default": CompiledTag("alliance", "military_cooperation", "062", "COOPERATE", 7.0, ()),
 }
 
 
