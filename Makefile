@@ -19,6 +19,8 @@ COMPILED_SOURCES := services/blocwatch/processor/tagging/tagger.py services/bloc
 
 $(STAMP): pyproject.toml setup.py services/blocwatch/compiled.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# mypyc's incremental cache: after a compiled module moved, a stale one crashed the build
+	rm -rf build
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

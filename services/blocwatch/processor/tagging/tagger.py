@@ -767,9 +767,11 @@ class _TagDraft:
     def build(self) -> Tag:
         # Independent rules agreeing raise confidence; the same rule twice does not.
         doubt = 1.0
+        best = 0.0
         for value in self.confidences.values():
             doubt *= 1.0 - value
-        confidence = round(min(0.99, max(1.0 - doubt, max(self.confidences.values()))), 3)
+            best = max(best, value)
+        confidence = round(min(0.99, max(1.0 - doubt, best)), 3)
         values = {
             "schema_version": SCHEMA_VERSION,
             "label": self.label,
