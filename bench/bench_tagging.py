@@ -88,17 +88,12 @@ def _compiled_against_source(items: list[tuple[str, str]]) -> Measurement | None
     same run: what mypyc buys (None when this build is not compiled)."""
     if status().get("processor.tagging.tagger") != "compiled":
         return None
-    compiled = default_tagger()
-    source = plain_python_tagger()
-    runs = tuple(functools.partial(_tag_all, tagger, items) for tagger in (compiled, source))
-    compiled_rate, source_rate = _best_rates(runs, len(items))
-    ratio = compiled_rate / source_rate
-    print(
-        f"compiled (mypyc) {compiled_rate:,.0f} items/s | plain Python {source_rate:,.0f} items/s"
-        f" | ratio {ratio:.2f}"
+    return _versus(
+        ("compiled (mypyc)", "plain Python"),
+        "compiled / plain-Python tagger",
+        (default_tagger(), plain_python_tagger()),
+        items,
     )
-    note = f"{compiled_rate:,.0f} vs {source_rate:,.0f} items/s, feed mix"
-    return Measurement("tagging", "compiled / plain-Python tagger", ratio, "x", note=note)
 
 
 def _prefilter_against_none(items: list[tuple[str, str]]) -> Measurement | None:
@@ -110,15 +105,24 @@ def _prefilter_against_none(items: list[tuple[str, str]]) -> Measurement | None:
         return None
     rules = dataclasses.replace(tagger.rules, prefilter=Prefilter(()))
     unfiltered = Tagger(rules, tagger.gazetteer, tagger.version)
-    runs = tuple(functools.partial(_tag_all, t, items) for t in (tagger, unfiltered))
-    with_rate, without_rate = _best_rates(runs, len(items))
-    ratio = with_rate / without_rate
-    print(
-        f"rule prefilter (Hyperscan) {with_rate:,.0f} items/s | every pattern tried "
-        f"{without_rate:,.0f} items/s | ratio {ratio:.2f}"
+    return _versus(
+        ("rule prefilter (Hyperscan)", "every pattern tried"),
+        "with / without the rule prefilter",
+        (tagger, unfiltered),
+        items,
     )
-    note = f"{with_rate:,.0f} vs {without_rate:,.0f} items/s, feed mix"
-    return Measurement("tagging", "with / without the rule prefilter", ratio, "x", note=note)
+
+
+def _versus(
+    names: tuple[str, str], what: str, taggers: tuple[Any, Any], items: list[tuple[str, str]]
+) -> Measurement:
+    """Two taggers on the same items, interleaved: the first's rate over the second's."""
+    runs = tuple(functools.partial(_tag_all, tagger, items) for tagger in taggers)
+    first, second = _best_rates(runs, len(items))
+    ratio = first / second
+    print(f"{names[0]} {first:,.0f} items/s | {names[1]} {second:,.0f} items/s | ratio {ratio:.2f}")
+    note = f"{first:,.0f} vs {second:,.0f} items/s, feed mix"
+    return Measurement("tagging", what, ratio, "x", note=note)
 
 
 def _labelled_texts() -> Measurement | None:

@@ -21,13 +21,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-try:
-    import hyperscan
-except ImportError:  # not built for this machine: every text gets every pattern
-    hyperscan = None  # type: ignore[assignment]
-
 __all__ = ["Prefilter"]
 
+
+def _hyperscan() -> Any:
+    """The hyperscan module, or None where it is not built (every text gets every pattern).
+    Typed Any: mypyc compiles this module where the package may be absent (pip's isolated build
+    runs before dependencies are installed), so its stubs are not always there."""
+    try:
+        import hyperscan
+    except ImportError:
+        return None
+    return hyperscan
+
+
+hyperscan = _hyperscan()
 _FLAGS = 0
 if hyperscan is not None:
     _FLAGS = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_UTF8
