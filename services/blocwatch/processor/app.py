@@ -57,7 +57,7 @@ from blocwatch.processor.processing import (
 )
 from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.stories import StoryConfig, StoryIndex
-from blocwatch.processor.tagging import TAGGER_VERSION, tag_text
+from blocwatch.processor.tagging import TAGGER_VERSION, default_tagger, tag_text
 from blocwatch.processor.transport import transport_class
 
 __all__ = [
@@ -372,6 +372,10 @@ def run_worker(
     tagger_version: str = TAGGER_VERSION,
 ) -> int:
     """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
+    if tag is tag_text and not settings.processor_tagging_processes:
+        # Compile the rules (~1.5 s with the Hyperscan prefilter) before joining the group, not
+        # on the first record with the event loop blocked (tagging processes warm themselves).
+        default_tagger()
     registry = new_registry("processor")
     processor = Processor(settings, registry, tag=tag, tagger_version=tagger_version)
     ops = OpsServer(registry, settings.metrics_host, settings.metrics_port, ready=processor.ready)
