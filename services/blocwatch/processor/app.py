@@ -333,8 +333,8 @@ class TaggingProcesses(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        settings = self.processor.settings
         processor = self.processor
+        settings = processor.settings
         pool = TaggingPool(
             settings.processor_tagging_processes,
             processor.tagger_version,
@@ -343,7 +343,7 @@ class TaggingProcesses(Service):
             timeout=settings.processor_tagging_timeout_seconds,
         )
         await pool.warm_up()
-        self.processor.pool = pool
+        processor.pool = pool
 
     async def on_stop(self) -> None:
         pool, self.processor.pool = self.processor.pool, None

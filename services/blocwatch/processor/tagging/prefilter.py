@@ -51,7 +51,6 @@ class Prefilter:
     """The patterns (by index into the `patterns` it was built with) that may match a text."""
 
     def __init__(self, patterns: Sequence[str]) -> None:
-        self.size = len(patterns)
         # Patterns Hyperscan cannot compile, even approximately: always tried.
         self.always: frozenset[int] = frozenset()
         self._database: Any = None

@@ -34,7 +34,6 @@ from blocwatch.processor.tagging.ruleset import (
 )
 
 __all__ = [
-    "CLAUSE_BREAK",
     "SCAN_BYTES",
     "SCAN_TABLE",
     "RuleSpec",
@@ -231,9 +230,9 @@ def compile_rules(spec: RulesFile) -> RuleSet:
             rule.id, rule.confidence, tags, tuple(rule.requires), tuple(rule.blocked_by), rule.joint
         )
         compiled.append(rule_c)
+        family = families.index(rule.family)
         for pattern in rule.patterns:
             expanded = expand_macros(pattern)
-            family = families.index(rule.family)
             compiled_pattern = re.compile(expanded)
             candidate = Candidate(
                 RULE, rule.id, family, order, rule_c, compiled_pattern, len(patterns)
