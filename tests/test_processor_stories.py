@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from blocwatch.processor.stories import (
     StoryConfig,
     StoryIndex,
     estimate_similarity,
     shingles,
     signature,
+    story_signature,
 )
 
 T0 = datetime(2026, 6, 19, 8, 0, tzinfo=UTC)
@@ -68,6 +72,26 @@ def test_signature_is_stable_and_estimates_similarity() -> None:
     one = signature(["korea"])  # 31 empty bins, each filled from its neighbour at its distance
     assert len(one) == 32
     assert len(set(one)) == 32
+
+
+# ASCII letters of both cases, digits, the underscore (not a word character here), punctuation,
+# whitespace of several kinds and a stop word: what the ASCII road must treat as `_WORD` does.
+_ASCII_TEXT = st.lists(
+    st.sampled_from([*"aZq9_ -.,'\t\n\x0b\x1f", "the", "Korea", "US", "1", "x"]), max_size=30
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=_ASCII_TEXT, summary=_ASCII_TEXT)
+def test_ascii_text_gets_the_signature_of_its_shingles(title: str, summary: str) -> None:
+    # story_signature takes a faster road for ASCII text; the stems and hashes must not change.
+    assert story_signature(title, summary) == signature(shingles(title, summary))
+
+
+def test_non_ascii_text_still_gets_a_signature() -> None:
+    text = "Türkiye und Österreich unterzeichnen Abkommen"
+    assert story_signature(text) == signature(shingles(text))
+    assert len(story_signature(text)) == 32
 
 
 def test_rewritten_reports_from_different_outlets_share_a_story() -> None:
