@@ -1,15 +1,19 @@
 """Processor stage throughput vs a bare faust passthrough agent, same broker, same N messages.
 
-All run as subprocesses on one embedded broker, one at a time in mirrored order (passthrough,
-processor, pooled, pooled, processor, passthrough), each on its own topic prefix holding the same
-N pre-loaded NewsItems (~400 bytes). "processor" is `blocwatch process` as configured by default
-(tagging in the worker's process); "pooled" is the same with one tagging process
-(BLOCWATCH_PROCESSOR_TAGGING_PROCESSES=1). Throughput is N divided by the span between the first
-and the last output record's timestamp, so worker start-up is not counted. Goal: the processor
-(decode, tag, cluster, route, await acks, then commit) reaches ≥ 0.8 of the passthrough
-(`async for value in stream: await topic.send(value=value)`). The machine is shared, so each is
-also reported per CPU-second of its worker process and its children (the tagging process
-included), which a busy neighbour disturbs far less; peak RSS adds the children's too.
+All run as subprocesses on one embedded broker, one at a time, in ROUNDS rounds of the three
+workers, each round in another order (a rotation, then mirrored), each run on its own topic prefix
+holding the same N pre-loaded NewsItems (~400 bytes). "processor" is `blocwatch process` as
+configured by default (tagging in the worker's process); "pooled" is the same with one tagging
+process (BLOCWATCH_PROCESSOR_TAGGING_PROCESSES=1). Throughput is N divided by the span between the
+first and the last output record's timestamp, so worker start-up is not counted. Goal: the
+processor (decode, tag, cluster, route, await acks, then commit) reaches ≥ 0.8 of the passthrough
+(`async for value in stream: await topic.send(value=value)`).
+
+The machine is shared and steps between speeds within minutes, so a ratio is only taken between
+runs of the same round (a minute or two apart), and the median of the rounds' ratios is reported
+with their range. Each worker is also measured per CPU-second of its process and its children
+(the tagging process included), which a busy neighbour disturbs far less; peak RSS adds the
+children's too.
 
 `python -m bench.bench_processor [N]`; `python -m bench` runs it with the default N.
 """
@@ -35,9 +39,9 @@ from blocwatch.core.settings import KafkaSettings
 
 __all__ = ["main"]
 
-DEFAULT_N = 10_000
-# ABBA-style order: a machine shared with other work drifts; the mirror cancels a linear drift
-ORDER = ("passthrough", "processor", "pooled", "pooled", "processor", "passthrough")
+DEFAULT_N = 6_000
+WORKERS = ("passthrough", "processor", "pooled")
+ROUNDS = 4
 CONFIGS = {"processor": "0", "pooled": "1"}  # BLOCWATCH_PROCESSOR_TAGGING_PROCESSES
 GOAL = 0.8
 REPO = Path(__file__).resolve().parents[1]
@@ -156,7 +160,17 @@ async def _measure(
         worker.wait(timeout=60)
 
 
-async def _bench(n: int) -> dict[str, list[float]]:
+def _round_order(round_: int) -> tuple[str, ...]:
+    """Round r: the workers rotated by r, every other round mirrored, so each takes every place."""
+    turn = round_ % len(WORKERS)
+    order = WORKERS[turn:] + WORKERS[:turn]
+    return order[::-1] if round_ % 2 else order
+
+
+Round = dict[str, tuple[float, float, float]]  # worker → (msg/s wall, msg per CPU-s, RSS MB)
+
+
+async def _bench(n: int, rounds: int = ROUNDS) -> list[Round]:
     records = _items(n)
     blocwatch = str(Path(sys.executable).with_name("blocwatch"))
     commands = {
@@ -164,22 +178,20 @@ async def _bench(n: int) -> dict[str, list[float]]:
         "processor": [blocwatch, "process"],
         "pooled": [blocwatch, "process"],
     }
-    results: dict[str, list[float]] = {}
-    for name in commands:
-        results[name], results[f"{name} per CPU-s"], results[f"{name} RSS MB"] = [], [], []
+    results: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
         async with EmbeddedBroker(log_path=Path(tmp) / "broker.log") as broker:
             base = KafkaSettings(kafka_bootstrap_servers=broker.bootstrap_servers)
-            # ABBA order: a machine shared with other work drifts; alternating cancels the drift
-            for run, name in enumerate(ORDER):
-                settings = base.model_copy(update={"topic_prefix": f"{name}{run}."})
-                await _load(settings, records)
-                wall, per_cpu, rss = await _measure(
-                    f"{name}{run}", commands[name], settings, n, Path(tmp)
-                )
-                results[name].append(wall)
-                results[f"{name} per CPU-s"].append(per_cpu)
-                results[f"{name} RSS MB"].append(rss)
+            for round_ in range(rounds):
+                measured: Round = {}
+                for name in _round_order(round_):
+                    run = f"{name}{round_}"
+                    settings = base.model_copy(update={"topic_prefix": f"{run}."})
+                    await _load(settings, records)
+                    measured[name] = await _measure(run, commands[name], settings, n, Path(tmp))
+                    print(f"  round {round_ + 1}: {name:<12} {measured[name][0]:>7,.0f} msg/s",
+                          flush=True)  # fmt: skip
+                results.append(measured)
     return results
 
 
@@ -210,31 +222,40 @@ def _run_passthrough() -> int:
     return 0
 
 
+def _ratios(rounds: list[Round], name: str, what: int) -> list[float]:
+    """`name` over the passthrough of the same round, per round; what: 0 wall, 1 per CPU-s."""
+    return [measured[name][what] / measured["passthrough"][what] for measured in rounds]
+
+
 def main() -> list[Measurement]:
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else DEFAULT_N
-    results = asyncio.run(_bench(n))
-    mean = {name: statistics.mean(rates) for name, rates in results.items()}
-    print(f"processor stage vs bare faust passthrough, N={n} messages, embedded broker")
-    for name, rates in results.items():
-        runs = ", ".join(f"{r:.0f}" for r in rates)
-        unit = "MB" if name.endswith("MB") else "msg/s"
-        print(f"  {name:<24} {mean[name]:>8.0f} {unit}  (runs: {runs})")
+    print(f"processor stage vs bare faust passthrough, N={n} messages, {ROUNDS} rounds, "
+          "embedded broker")  # fmt: skip
+    rounds = asyncio.run(_bench(n))
+    for name in WORKERS:
+        for what, unit in ((0, "msg/s"), (1, "msg per CPU-s"), (2, "MB peak RSS")):
+            values = [measured[name][what] for measured in rounds]
+            runs = ", ".join(f"{v:,.0f}" for v in values)
+            print(f"  {name:<12} {unit:<14} median {statistics.median(values):>7,.0f}  ({runs})")
     measurements = []
     for name, label in (("processor", "stage"), ("pooled", "stage with 1 tagging process")):
-        for what, suffix in (("wall clock", ""), ("per CPU-second", " per CPU-s")):
-            ratio = mean[f"{name}{suffix}"] / mean[f"passthrough{suffix}"]
+        for what, kind in ((0, "wall clock"), (1, "per CPU-second")):
+            ratios = _ratios(rounds, name, what)
+            ratio = statistics.median(ratios)
             verdict = "meets" if ratio >= GOAL else "below"
-            print(f"  {name} ratio, {what:<15} {ratio:>5.2f}  ({verdict} goal ≥ {GOAL})")
+            spread = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"  {name} ratio, {kind:<15} median {ratio:.2f} ({verdict} goal ≥ {GOAL}); "
+                  f"rounds: {spread}")  # fmt: skip
             measurements.append(
-                Measurement("processor", f"{label} / bare faust passthrough, {what}", ratio, "x",
-                            GOAL, note=f"{mean[name + suffix]:,.0f} vs "
-                            f"{mean['passthrough' + suffix]:,.0f} msg/s, N={n:,}")
+                Measurement("processor", f"{label} / bare faust passthrough, {kind}", ratio, "x",
+                            GOAL, note=f"median of {len(ratios)} rounds ({min(ratios):.2f}–"
+                            f"{max(ratios):.2f}), N={n:,}")
             )  # fmt: skip
     memory = [
         Measurement(
             "memory",
             f"{name}: peak RSS of a worker{extra} after {n:,} items",
-            max(results[f"{name} RSS MB"]),
+            max(measured[name][2] for measured in rounds),
             "MB",
         )
         for name, extra in (("processor", ""), ("pooled", " + its tagging process"))
