@@ -1,17 +1,19 @@
 """The tagger's shortcuts never change an answer: the rule prefilter (Hyperscan) never drops a
-pattern that matches, and tags built without validation equal validated ones."""
+pattern that matches, its cached database answers as a compiled one (and a bad cache is only
+compiled again), and tags built without validation equal validated ones."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bench.bench_tagging import make_items
 
 from blocwatch.core.models import Evidence, Tag
-from blocwatch.processor.tagging import FieldName, default_tagger
+from blocwatch.processor.tagging import FieldName, cache_dir, default_tagger
 from blocwatch.processor.tagging.prefilter import Prefilter
 from blocwatch.processor.tagging.tagger import _JOINT_SPEC, Tagger, _lower
 
@@ -110,6 +112,77 @@ def test_a_pattern_hyperscan_cannot_compile_is_always_reported() -> None:
     assert prefilter.always == {1, 2}
     assert prefilter.possible("the sky") == {1, 2}
     assert prefilter.possible("joint drills") == {0, 1, 2}
+
+
+CACHED = [r"\bdrills?\b", r"\Gfoo", r"\bsigned\s+(?:a\s+)?pact\b"]
+
+
+def _reports(prefilter: Prefilter) -> list[set[int] | None]:
+    return [prefilter.possible(text) for text in ("joint drills", "they signed a pact", "sky")]
+
+
+@needs_hyperscan
+def test_a_cached_database_is_loaded_by_the_next_prefilter_instead_of_compiling(
+    tmp_path: Path,
+) -> None:
+    first = Prefilter(CACHED, tmp_path)
+    [kept] = tmp_path.glob("prefilter-*.hsdb")
+    written = kept.stat()
+    second = Prefilter(CACHED, tmp_path)
+    assert second.active
+    assert second.always == first.always == {1}
+    assert _reports(second) == _reports(first) == [{0, 1}, {1, 2}, {1}]
+    # Loaded, not compiled: a compiled database is always written, as a new file (renamed).
+    assert (kept.stat().st_ino, kept.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    assert list(tmp_path.glob("prefilter-*")) == [kept]
+    # Other patterns: another file.
+    Prefilter(CACHED[:1], tmp_path)
+    assert len(list(tmp_path.glob("prefilter-*.hsdb"))) == 2
+
+
+@needs_hyperscan
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # cut short (a full disk)
+        lambda data: b"garbage\n" + data,  # not ours
+        lambda data: data[:30] + bytes(64) + data[94:],  # its header overwritten
+        lambda data: data[: len(data) // 2] + b"\xff" * 8 + data[len(data) // 2 + 8 :],  # code
+    ],
+)
+def test_a_damaged_cache_file_is_compiled_again_and_rewritten(
+    tmp_path: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    expected = _reports(Prefilter(CACHED))
+    Prefilter(CACHED, tmp_path)
+    [path] = tmp_path.glob("prefilter-*.hsdb")
+    path.write_bytes(damage(path.read_bytes()))
+    assert _reports(Prefilter(CACHED, tmp_path)) == expected
+    assert _reports(Prefilter(CACHED, tmp_path)) == expected  # the rewritten file loads
+
+
+@needs_hyperscan
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory should be")
+    prefilter = Prefilter(CACHED, blocked / "cache")
+    assert _reports(prefilter) == [{0, 1}, {1, 2}, {1}]
+    assert list(tmp_path.iterdir()) == [blocked]  # no temporary file left behind
+
+
+def test_the_cache_directory_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("BLOCWATCH_CACHE_DIR", raising=False)
+    assert cache_dir() == tmp_path / "xdg" / "blocwatch"
+    monkeypatch.setenv("BLOCWATCH_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("BLOCWATCH_CACHE_DIR", "off")
+    assert cache_dir() is None
+    monkeypatch.delenv("BLOCWATCH_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "blocwatch"
 
 
 def test_an_empty_prefilter_is_inactive_and_tells_nothing() -> None:

@@ -5,13 +5,16 @@ Interface used by the stream processor (keep it stable):
     TAGGER_VERSION
 
 The dictionaries (data/*.yaml) are read and compiled on first use and kept for the life of the
-process; after that, tagging touches no file, clock or network.
+process; after that, tagging touches no file, clock or network. The compiled rule prefilter is
+kept in `cache_dir()` between processes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from blocwatch.compiled import load_source
@@ -23,6 +26,7 @@ __all__ = [
     "FieldName",
     "Tagger",
     "Tagging",
+    "cache_dir",
     "default_tagger",
     "plain_python_tagger",
     "tag_fields",
@@ -33,10 +37,25 @@ __all__ = [
 TAGGER_VERSION = "1.0.1"
 
 
+def cache_dir() -> Path | None:
+    """Where compiled rules are kept between processes: $BLOCWATCH_CACHE_DIR ("off": nowhere),
+    else $XDG_CACHE_HOME/blocwatch, else ~/.cache/blocwatch; None without a home directory."""
+    chosen = os.environ.get("BLOCWATCH_CACHE_DIR", "")
+    if chosen:
+        return None if chosen == "off" else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if base:
+        return Path(base) / "blocwatch"
+    try:
+        return Path.home() / ".cache" / "blocwatch"
+    except RuntimeError:  # no home directory (some containers)
+        return None
+
+
 @cache
 def default_tagger() -> Tagger:
-    """The packaged rules and dictionaries, compiled once."""
-    return load_tagger(TAGGER_VERSION)
+    """The packaged rules and dictionaries, compiled once (the prefilter kept in `cache_dir`)."""
+    return load_tagger(TAGGER_VERSION, cache_dir())
 
 
 def plain_python_tagger() -> Any:

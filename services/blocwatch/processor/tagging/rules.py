@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants  # type: ignore[import-not-found]
 import re._parser as sre_parse  # type: ignore[import-not-found]
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -203,8 +204,9 @@ def pattern_heads(pattern: str) -> set[str] | None:
     return heads if usable else None
 
 
-def compile_rules(spec: RulesFile) -> RuleSet:
-    """Per-pattern regexes indexed by their heads, plus one trie regex over all heads."""
+def compile_rules(spec: RulesFile, cache: Path | None = None) -> RuleSet:
+    """Per-pattern regexes indexed by their heads, plus one trie regex over all heads; `cache`
+    is where the prefilter may keep its compiled database (see prefilter)."""
     families: list[str] = []
     compiled: list[CompiledRule] = []
     by_head: dict[str, list[Candidate]] = {}
@@ -291,7 +293,7 @@ def compile_rules(spec: RulesFile) -> RuleSet:
         by_head=scan_index,
         always=tuple(always),
         patterns=tuple(patterns),
-        prefilter=Prefilter([pattern.pattern for pattern in patterns]),
+        prefilter=Prefilter([pattern.pattern for pattern in patterns], cache),
         window=spec.defaults.window,
         adjacent=dict(spec.defaults.adjacent),
         rules=tuple(compiled),

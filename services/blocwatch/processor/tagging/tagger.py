@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from importlib import resources
 from operator import itemgetter
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
@@ -810,8 +811,11 @@ def _data(name: str) -> object:
     return yaml.safe_load(text)
 
 
-def build_tagger(rules: object, actors: object, regions: object, version: str) -> Tagger:
-    """Validate and compile dictionaries (parsed YAML); ConfigError names the file and entry."""
+def build_tagger(
+    rules: object, actors: object, regions: object, version: str, cache: Path | None = None
+) -> Tagger:
+    """Validate and compile dictionaries (parsed YAML); ConfigError names the file and entry.
+    `cache`: a directory for the compiled rule prefilter (None: compiled every time)."""
     try:
         rules_file = RulesFile.model_validate(rules)
     except ValueError as exc:
@@ -822,7 +826,7 @@ def build_tagger(rules: object, actors: object, regions: object, version: str) -
         gazetteer = Gazetteer(actors_file, regions_file)
     except ValueError as exc:
         raise ConfigError(f"actors.yaml/regions.yaml: {_one_line(exc)}", _FIX) from exc
-    return Tagger(compile_rules(rules_file), gazetteer, version)
+    return Tagger(compile_rules(rules_file, cache), gazetteer, version)
 
 
 def _one_line(exc: ValueError) -> str:
@@ -837,8 +841,8 @@ def _one_line(exc: ValueError) -> str:
 _FIX = "correct the entry in services/blocwatch/processor/tagging/data/"
 
 
-def load_tagger(version: str) -> Tagger:
+def load_tagger(version: str, cache: Path | None = None) -> Tagger:
     """Read and compile the packaged dictionaries (once per process: callers keep the result)."""
     return build_tagger(
-        _data("rules.yaml"), _data("actors.yaml"), _data("regions.yaml"), version=version
+        _data("rules.yaml"), _data("actors.yaml"), _data("regions.yaml"), version, cache
     )
