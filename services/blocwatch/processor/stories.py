@@ -150,11 +150,14 @@ def estimate_similarity(left: tuple[int, ...], right: tuple[int, ...]) -> float:
 
 
 def _bands(sig: tuple[int, ...]) -> list[int]:
-    # BAND_ROWS == 2 rows per band; the band number in the high bits keeps equal values in
-    # different bands apart.
-    return [
-        (n << 64) | (a << 32) | b for n, (a, b) in enumerate(zip(sig[::2], sig[1::2], strict=False))
-    ]
+    # BAND_ROWS == 2 rows per band, folded into one key below 2**62, which mypyc keeps unboxed
+    # (an exact 68-bit key of band number and both rows cost 4x as much to make): the band number
+    # in the top bits keeps equal rows in different bands apart; the two 32-bit rows overlap by 6
+    # bits, so two row pairs share a key by chance with odds of 2**-58.
+    keys = []
+    for band in range(len(sig) // 2):
+        keys.append((band << 58) | ((sig[2 * band] << 26) ^ sig[2 * band + 1]))
+    return keys
 
 
 def _encode(sig: tuple[int, ...]) -> str:
@@ -224,12 +227,11 @@ class StoryIndex:
             while len(self._live) > self.config.max_stories:
                 self._drop_oldest()
             return StoryMatch(story_id, 1, new=new, similarity=1.0)
-        record = dict(self._records[best_id])
-        sources = list(record["src"])
+        record = self._records[best_id]
+        sources = record["src"]
         if source not in sources and len(sources) < SOURCES_MAX:
-            sources.append(source)
-            record["src"] = sources
-            self._write(best_id, record)  # one write per item that adds a source
+            sources = [*sources, source]  # a new record: the written one may still be in use
+            self._write(best_id, {**record, "src": sources})  # a write per item adding a source
         return StoryMatch(best_id, len(sources), new=False, similarity=best_score)
 
     def _best_candidate(
