@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import resources
 from operator import itemgetter
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -38,23 +38,23 @@ __all__ = ["FieldName", "Tagger", "Tagging", "Trigger", "build_tagger", "load_ta
 
 FieldName = Literal["title", "summary", "text"]
 
-EVIDENCE_PER_TAG = 5
-SPAN_MAX = 500
+EVIDENCE_PER_TAG: Final = 5
+SPAN_MAX: Final = 500
 # Where sentences end: punctuation after a lower-case letter, digit or closing quote, so "U.S."
 # in the middle of a sentence does not split it; then more punctuation, a closing quote
 # and the spaces up to the next sentence. A newline ends one too. `_sentence_starts` finds them;
 # this regex says the same (test_tagging_details checks they agree).
 SENTENCE_END = re.compile(r"[.!?\n](?:(?<=[a-z0-9)\"”’'%][.!?])[.!?]*[\"”’']?\s+|(?<=\n)\n*)")
-_BEFORE_END = frozenset("abcdefghijklmnopqrstuvwxyz0123456789)\"”’'%")
-_CLOSING_QUOTES = frozenset("\"”’'")
+_BEFORE_END: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789)\"”’'%")
+_CLOSING_QUOTES: Final = frozenset("\"”’'")
 # Two partners named together: "Russia and China", "US, UK", "US-South Korea".
-_CONJUNCTION = re.compile(r"\s*(?:,|and|&|/|-|–|—|, and)\s*(?:the\s+)?")
-_PAIR_GAP_BAD = re.compile(
+_CONJUNCTION: Final = re.compile(r"\s*(?:,|and|&|/|-|–|—|, and)\s*(?:the\s+)?")
+_PAIR_GAP_BAD: Final = re.compile(
     r"[.,;:]|\b(?:and|but|against|after|said|says|trade[sd]?|trading|exchang\w*|duel\w*|accus\w*)\b"
 )
-_DAY = re.compile(r"\bon \w+day\b|\b\w+day\b")
+_DAY: Final = re.compile(r"\bon \w+day\b|\b\w+day\b")
 # "…, South Korea said": the actor after a trigger that only reports it is not its target.
-_ATTRIBUTION = re.compile(
+_ATTRIBUTION: Final = re.compile(
     r"(?:'s|’s)?(?:\s+[\w-]+){0,3}?\s+(?:said|says|say|reported|reports|told|announced|claimed)\b"
 )
 
@@ -69,21 +69,21 @@ def _reports(text: str, position: int) -> bool:
     return _ATTRIBUTION.match(text, position, position + 40) is not None
 
 
-_WITH_PARTNER = re.compile(r"\s+(?:together\s+)?(?:with|between)\s+(?:the\s+)?")
+_WITH_PARTNER: Final = re.compile(r"\s+(?:together\s+)?(?:with|between)\s+(?:the\s+)?")
 # Outcomes that are about two sides acting together or against each other, not one on the other.
-_SYMMETRIC_LABELS = frozenset({"alliance"})
-_SYMMETRIC_SUBTYPES = frozenset({"border_clash", "fighting"})
+_SYMMETRIC_LABELS: Final = frozenset({"alliance"})
+_SYMMETRIC_SUBTYPES: Final = frozenset({"border_clash", "fighting"})
 # The fields the tagger sets (what validation would record as set: not schema_version). Kept
 # beside the dicts on purpose: deriving them per object (set(values) minus schema_version) cost
 # +2 % of an event item's instructions.
-_TAG_FIELDS = frozenset(
+_TAG_FIELDS: Final = frozenset(
     ("label", "subtype", "cameo", "plover", "intensity", "confidence", "evidence")
 )
-_EVIDENCE_FIELDS = frozenset(("rule", "text", "start", "end", "field"))
+_EVIDENCE_FIELDS: Final = frozenset(("rule", "text", "start", "end", "field"))
 # A rule pattern to try: (family, start, order in the file, end or -1 until matched, pattern,
 # rule). Sorted by (family, start, order); ties keep the scan's order.
 _Attempt = tuple[int, int, int, int, re.Pattern[str], CompiledRule]
-_ATTEMPT_ORDER = itemgetter(0, 1, 2)
+_ATTEMPT_ORDER: Final = itemgetter(0, 1, 2)
 
 
 def _tag_order(tag: Tag) -> tuple[bool, float]:
@@ -774,7 +774,7 @@ class _TagDraft:
         for value in self.confidences.values():
             doubt *= 1.0 - value
             best = max(best, value)
-        confidence = round(min(0.99, max(1.0 - doubt, best)), 3)
+        confidence = _rounded(min(0.99, max(1.0 - doubt, best)))
         values = {
             "schema_version": SCHEMA_VERSION,
             "label": self.label,
@@ -786,6 +786,20 @@ class _TagDraft:
             "evidence": self.evidence,
         }
         return _built(Tag, _TAG_FIELDS, values)
+
+
+# Confidences come from a few rule values and their combinations: round() with ndigits goes
+# through a decimal conversion (~2,500 instructions, a sixth of building a tag), a dict does not.
+_ROUNDED: Final[dict[float, float]] = {}
+
+
+def _rounded(value: float) -> float:
+    rounded = _ROUNDED.get(value)
+    if rounded is None:
+        if len(_ROUNDED) >= 4096:
+            _ROUNDED.clear()  # many rules agreeing in many ways: start again
+        rounded = _ROUNDED[value] = round(value, 3)
+    return rounded
 
 
 _Model = TypeVar("_Model", Tag, Evidence)
