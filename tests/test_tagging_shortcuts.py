@@ -1,6 +1,7 @@
 """The tagger's shortcuts never change an answer: the rule prefilter (Hyperscan) never drops a
-pattern that matches, its cached database answers as a compiled one (and a bad cache is only
-compiled again), and tags built without validation equal validated ones."""
+pattern that matches nor a rare name form that is there, its cached database answers as a
+compiled one (and a bad cache is only compiled again), and tags built without validation equal
+validated ones."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ TEXTS = (
     "Heavy rain flooded the capital and the airport was closed for a day.",
     "Japan and India agreed to deepen defence cooperation and share intelligence.",
     "The army held live-fire drills near the border, the defence ministry said.",
+    # Name forms that do not start with a capital: the prefilter's pass looks for them too.
+    "Al-Shabaab fighters attacked a base; the Kremlin and the Pentagon said nothing.",
+    "Troops fired across the demilitarized zone, a spokesman for al-Shabaab said.",
+    "THE KREMLIN denied it, and the kremlin's aides declined to comment.",
 )
 
 
@@ -92,6 +97,22 @@ def test_tags_and_explanations_are_the_same_with_and_without_the_prefilter() -> 
         assert tagger.tag(fields) == unfiltered.tag(fields), text
         found, unfiltered_found = tagger.scan(fields), unfiltered.scan(fields)
         assert [t.fields() for t in found[0]] == [t.fields() for t in unfiltered_found[0]], text
+        assert [m.fields() for m in found[1]] == [m.fields() for m in unfiltered_found[1]], text
+        assert found[2] == unfiltered_found[2], text
+
+
+@needs_hyperscan
+def test_a_rare_name_form_in_either_field_is_found_through_the_prefilter() -> None:
+    tagger = default_tagger()
+    assert tagger._rare  # the rare forms are in the prefilter's database
+    cases: list[tuple[list[tuple[FieldName, str]], list[str]]] = [
+        ([("title", "Talks stall"), ("summary", "The talks stalled, the Kremlin said.")], ["RUS"]),
+        ([("title", "al-Shabaab attack kills six"), ("summary", "Six died.")], ["ALSHABAAB"]),
+        ([("title", "THE KREMLIN"), ("summary", "the kremlin")], []),  # names are case-sensitive
+    ]
+    for fields, codes in cases:
+        assert [m.code for m in tagger.scan(fields)[1]] == codes
+        assert tagger.tag(fields) == _unfiltered(tagger).tag(fields)
 
 
 @needs_hyperscan

@@ -131,19 +131,18 @@ class Gazetteer:
         # are rare in a text: when none occurs in it, the capitals-only regex finds exactly what
         # the full one would (their branches could never match).
         capitalised = [form for form in self._targets if form[:1].isupper()]
-        self._rare_forms = tuple(form for form in self._targets if not form[:1].isupper())
+        self.rare_forms = tuple(form for form in self._targets if not form[:1].isupper())
         self._capitalised = re.compile(trie_pattern(capitalised) + r"(?![\w])")
 
-    def scan(self, text: str) -> tuple[list[Mention], set[str]]:
-        """Actor mentions in order, and the regions whose places the text names."""
+    def scan(self, text: str, rare: bool | None = None) -> tuple[list[Mention], set[str]]:
+        """Actor mentions in order, and the regions whose places the text names. `rare`: whether
+        one of `rare_forms` may be in the text, when the caller knows (None: looked up here)."""
         mentions: list[Mention] = []
         regions: set[str] = set()
         targets = self._targets
-        regex = self._capitalised
-        for form in self._rare_forms:
-            if form in text:
-                regex = self._regex
-                break
+        if rare is None:
+            rare = any(form in text for form in self.rare_forms)
+        regex = self._regex if rare else self._capitalised
         for match in regex.finditer(text):
             start, end = match.span()
             if start and ((before := text[start - 1]).isalnum() or before == "_"):
