@@ -1,7 +1,7 @@
 """The tagger's shortcuts never change an answer: the rule prefilter (Hyperscan) never drops a
-pattern that matches nor a rare name form that is there, its cached database answers as a
-compiled one (and a bad cache is only compiled again), and tags built without validation equal
-validated ones."""
+pattern that matches, its cached database answers as a compiled one (and a bad cache is only
+compiled again); the gazetteer's Hyperscan search finds exactly the names its regex finds; and
+tags built without validation equal validated ones."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 from bench.bench_tagging import make_items
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blocwatch.core.models import Evidence, Tag
 from blocwatch.processor.tagging import FieldName, cache_dir, default_tagger
+from blocwatch.processor.tagging.gazetteer import Mention
 from blocwatch.processor.tagging.prefilter import Prefilter
 from blocwatch.processor.tagging.tagger import _JOINT_SPEC, Tagger, _lower
 
@@ -101,18 +104,32 @@ def test_tags_and_explanations_are_the_same_with_and_without_the_prefilter() -> 
         assert found[2] == unfiltered_found[2], text
 
 
+def _names(found: tuple[list[Mention], set[str]]) -> tuple[list[tuple[object, ...]], set[str]]:
+    return [m.fields() for m in found[0]], found[1]
+
+
 @needs_hyperscan
-def test_a_rare_name_form_in_either_field_is_found_through_the_prefilter() -> None:
-    tagger = default_tagger()
-    assert tagger._rare  # the rare forms are in the prefilter's database
-    cases: list[tuple[list[tuple[FieldName, str]], list[str]]] = [
-        ([("title", "Talks stall"), ("summary", "The talks stalled, the Kremlin said.")], ["RUS"]),
-        ([("title", "al-Shabaab attack kills six"), ("summary", "Six died.")], ["ALSHABAAB"]),
-        ([("title", "THE KREMLIN"), ("summary", "the kremlin")], []),  # names are case-sensitive
-    ]
-    for fields, codes in cases:
-        assert [m.code for m in tagger.scan(fields)[1]] == codes
-        assert tagger.tag(fields) == _unfiltered(tagger).tag(fields)
+def test_the_gazetteer_finds_by_hyperscan_what_its_regex_finds() -> None:
+    gazetteer = default_tagger().gazetteer
+    texts = [text for text in _texts() if text.isascii()]
+    assert len(texts) > 1000
+    for text in texts:
+        assert _names(gazetteer.scan(text)) == _names(gazetteer._scan_regex(text)), text
+
+
+# Name forms, pieces that extend or join them ("Iran" + "ian", "Tehran" + "i") and separators.
+_NAME_PIECES = st.sampled_from(
+    ["Iran", "Iranian", "Tehran", "Korea", "North Korea", "South", "the Kremlin", "U.S.", "US",
+     "EU", "al-Shabaab", "Kim", "Kim Jong Un", "ian", "i", "s", "_", "-", " ", ".", "'s", "X"]
+)  # fmt: skip
+
+
+@needs_hyperscan
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_NAME_PIECES, max_size=12).map("".join))
+def test_names_run_together_are_found_alike_by_both_searches(text: str) -> None:
+    gazetteer = default_tagger().gazetteer
+    assert _names(gazetteer.scan(text)) == _names(gazetteer._scan_regex(text))
 
 
 @needs_hyperscan

@@ -204,12 +204,9 @@ def pattern_heads(pattern: str) -> set[str] | None:
     return heads if usable else None
 
 
-def compile_rules(
-    spec: RulesFile, cache: Path | None = None, literals: tuple[str, ...] = ()
-) -> RuleSet:
+def compile_rules(spec: RulesFile, cache: Path | None = None) -> RuleSet:
     """Per-pattern regexes indexed by their heads, plus one trie regex over all heads; `cache`
-    is where the prefilter may keep its compiled database (see prefilter), `literals` strings it
-    should report too (matched lower-cased, as the patterns are)."""
+    is where the prefilter may keep its compiled database (see prefilter)."""
     families: list[str] = []
     compiled: list[CompiledRule] = []
     by_head: dict[str, list[Candidate]] = {}
@@ -296,11 +293,7 @@ def compile_rules(
         by_head=scan_index,
         always=tuple(always),
         patterns=tuple(patterns),
-        literals=tuple(literal.lower() for literal in literals),
-        prefilter=Prefilter(
-            [*(pattern.pattern for pattern in patterns), *(re.escape(s.lower()) for s in literals)],
-            cache,
-        ),
+        prefilter=Prefilter([pattern.pattern for pattern in patterns], cache),
         window=spec.defaults.window,
         adjacent=dict(spec.defaults.adjacent),
         rules=tuple(compiled),

@@ -77,9 +77,6 @@ class RuleSet:
     ]
     always: tuple[Candidate, ...]
     patterns: tuple[re.Pattern[str], ...]  # every rule pattern, by prefilter index
-    # Strings the prefilter also looks for (lower-cased), after the patterns: literal i has
-    # prefilter index len(patterns) + i (the gazetteer's rare name forms, see Tagger).
-    literals: tuple[str, ...]
     prefilter: Prefilter
     window: int
     adjacent: dict[str, int]

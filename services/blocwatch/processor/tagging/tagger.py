@@ -359,15 +359,6 @@ class Tagger:
         # Whether a rule's outcome for a label is symmetric, per (rule id, label): rule data.
         self._symmetric: dict[tuple[str, str], bool] = {}
         self._regions_without_actors = frozenset(gazetteer.regions_of(()))
-        # The prefilter's pass also looks for the gazetteer's rare name forms ("the Kremlin"),
-        # which spares the gazetteer a substring search per form and field (~15 % of a routine
-        # item). Their prefilter indexes; None when the rules were compiled without them.
-        first = len(rules.patterns)
-        index = {literal: first + i for i, literal in enumerate(rules.literals)}
-        rare = [index.get(form.lower()) for form in gazetteer.rare_forms]
-        self._rare: frozenset[int] | None = None
-        if all(i is not None for i in rare):
-            self._rare = frozenset(i for i in rare if i is not None)
 
     # ------------------------------------------------------------------ public
     def tag(self, fields: Sequence[tuple[FieldName, str]]) -> Tagging:
@@ -391,15 +382,10 @@ class Tagger:
         # One prefilter pass over all fields (a newline apart): a pattern matching across two
         # fields is only one more pattern tried in vain.
         possible = self.rules.prefilter.possible("\n".join(lows))
-        rare: bool | None = None  # whether a rare name form may be there (None: unknown)
-        if possible is not None and self._rare is not None:
-            rare = not possible.isdisjoint(self._rare)
-            if rare:
-                possible -= self._rare  # not rule patterns
         for (name, text), low in zip(fields, lows, strict=True):
             if not text:
                 continue
-            found, field_places = self.gazetteer.scan(text, rare)
+            found, field_places = self.gazetteer.scan(text)
             mentions.extend(found)
             places.update(field_places)
             if possible is None or possible:  # else no rule pattern can match: no trigger
@@ -854,8 +840,7 @@ def build_tagger(
         gazetteer = Gazetteer(actors_file, regions_file)
     except ValueError as exc:
         raise ConfigError(f"actors.yaml/regions.yaml: {_one_line(exc)}", _FIX) from exc
-    rules_set = compile_rules(rules_file, cache, gazetteer.rare_forms)
-    return Tagger(rules_set, gazetteer, version)
+    return Tagger(compile_rules(rules_file, cache), gazetteer, version)
 
 
 def _one_line(exc: ValueError) -> str:
