@@ -53,6 +53,9 @@ class _Target:
     regions: tuple[str, ...]
 
 
+_Span = tuple[int, int, _Target]  # a name found: start, end, what it names
+
+
 def trie_pattern(words: Iterable[str]) -> str:
     """A regex alternation of literal words, factored as a trie.
 
@@ -131,7 +134,7 @@ class Gazetteer:
             form: _Target(actor, tuple(sorted(places))) for form, (actor, places) in targets.items()
         }
         # No look-behind at the start: then the regex engine skips every character that cannot
-        # begin a name (most of a text) before trying the trie; the start is checked in `scan`.
+        # begin a name (most of a text) before trying the trie; `_inside_word` checks the start.
         # The end is checked here: "U.S." ends in a dot, so \b would not close it.
         self._regex = re.compile(trie_pattern(self._targets) + r"(?![\w])")
         # Most names start with a capital, and a regex whose every branch starts with one lets the
@@ -141,30 +144,26 @@ class Gazetteer:
         capitalised = [form for form in self._targets if form[:1].isupper()]
         self._rare_forms = tuple(form for form in self._targets if not form[:1].isupper())
         self._capitalised = re.compile(trie_pattern(capitalised) + r"(?![\w])")
-        self._forms = list(self._targets)  # by index in the literal database
-        self._lengths = [len(form) for form in self._forms]
-        self._database = _literal_database(self._forms)
+        self._by_index = list(self._targets.values())  # by id in the literal database
+        self._lengths = [len(form) for form in self._targets]
+        self._database = _literal_database(list(self._targets))
 
     def scan(self, text: str) -> tuple[list[Mention], set[str]]:
         """Actor mentions in order, and the regions whose places the text names."""
+        spans = None
         if self._database is not None and text.isascii():
-            return self._scan_literals(text)
-        return self._scan_regex(text)
+            spans = self._literal_spans(text)
+        return self._found(self._regex_spans(text) if spans is None else spans)
 
     def _scan_regex(self, text: str) -> tuple[list[Mention], set[str]]:
+        """`scan` by the trie regex alone (what the Hyperscan road must agree with)."""
+        return self._found(self._regex_spans(text))
+
+    @staticmethod
+    def _found(spans: list[_Span]) -> tuple[list[Mention], set[str]]:
         mentions: list[Mention] = []
         regions: set[str] = set()
-        targets = self._targets
-        regex = self._capitalised
-        for form in self._rare_forms:
-            if form in text:
-                regex = self._regex
-                break
-        for match in regex.finditer(text):
-            start, end = match.span()
-            if start and ((before := text[start - 1]).isalnum() or before == "_"):
-                continue  # inside a word: "Iran" in "Tehrani"
-            target = targets[text[start:end]]
+        for start, end, target in spans:
             if target.actor is not None:
                 code, kind = target.actor
                 mentions.append(Mention(code, kind, start, end))
@@ -172,17 +171,30 @@ class Gazetteer:
                 regions.update(target.regions)
         return mentions, regions
 
-    def _scan_literals(self, text: str) -> tuple[list[Mention], set[str]]:
-        """`_scan_regex` by Hyperscan, for ASCII text (offsets in bytes are offsets in chars)."""
-        hits: list[tuple[int, int]] = []  # (end, form index) of every occurrence of a form
+    def _regex_spans(self, text: str) -> list[_Span]:
+        regex = self._capitalised
+        for form in self._rare_forms:
+            if form in text:
+                regex = self._regex
+                break
+        spans: list[_Span] = []
+        for match in regex.finditer(text):
+            start, end = match.span()
+            if not _inside_word(text, start):  # "Iran" in "Tehrani"
+                spans.append((start, end, self._targets[text[start:end]]))
+        return spans
+
+    def _literal_spans(self, text: str) -> list[_Span] | None:
+        """`_regex_spans` by Hyperscan, for ASCII text (offsets in bytes are offsets in chars);
+        None when Hyperscan fails."""
+        hits: list[tuple[int, int]] = []  # (end, form id) of every occurrence of a form
         try:
             self._database.scan(text.encode("ascii"), match_event_handler=_hit, context=hits)
         except hyperscan.error:  # e.g. the scratch space busy in another thread
-            return self._scan_regex(text)
-        mentions: list[Mention] = []
-        regions: set[str] = set()
-        lengths, forms, targets = self._lengths, self._forms, self._targets
+            return None
+        lengths, by_index = self._lengths, self._by_index
         size = len(text)
+        spans: list[_Span] = []
         taken_to = 0  # what the regex would resume from: the end of the last form it took
         # By start, longest first: the trie regex tries the longer forms first at each position.
         for start, neg_end, i in sorted([(end - lengths[i], -end, i) for end, i in hits]):
@@ -192,15 +204,9 @@ class Gazetteer:
             if end < size and ((after := text[end]).isalnum() or after == "_"):
                 continue  # not a whole word: "Iran" in "Iranian" (a shorter form may be)
             taken_to = end
-            if start and ((before := text[start - 1]).isalnum() or before == "_"):
-                continue  # inside a word: "Iran" in "Tehrani" (the regex took it, then dropped it)
-            target = targets[forms[i]]
-            if target.actor is not None:
-                code, kind = target.actor
-                mentions.append(Mention(code, kind, start, end))
-            if target.regions:
-                regions.update(target.regions)
-        return mentions, regions
+            if not _inside_word(text, start):  # else the regex took it, then dropped it
+                spans.append((start, end, by_index[i]))
+        return spans
 
     def regions_of(self, codes: Sequence[str]) -> set[str]:
         """Regions implied by the actors an item names."""
@@ -208,6 +214,10 @@ class Gazetteer:
         found = {region for code in present for region in self.region_actors_any.get(code, ())}
         found.update(region for region, group in self.region_actors_all if group <= present)
         return found
+
+
+def _inside_word(text: str, start: int) -> bool:
+    return start > 0 and ((before := text[start - 1]).isalnum() or before == "_")
 
 
 def _hit(index: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
