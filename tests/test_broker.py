@@ -15,7 +15,16 @@ from aiokafka import TopicPartition
 from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.codec import decode, encode
 from blocwatch.core.errors import BrokerError, ContractError
-from blocwatch.core.kafka import ensure_topics, list_topics, make_consumer, make_producer
+from aiokafka.partitioner import DefaultPartitioner
+
+from blocwatch.core.kafka import (
+    ensure_topics,
+    list_topics,
+    make_consumer,
+    make_producer,
+    partition_for,
+    send_batched,
+)
 from blocwatch.core.models import NewsItem
 from blocwatch.core.settings import KafkaSettings
 
@@ -85,6 +94,59 @@ async def test_fetch_high_watermark_is_the_true_end_of_batched_writes(
         assert listed <= 100
     finally:
         await consumer.stop()
+
+
+async def test_batched_sends_land_where_the_default_partitioner_puts_keys(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """send_batched (the processor's outputs): every record arrives once, each key on the
+    partition Kafka's default partitioner picks, in order within a partition, also when a
+    topic's records overflow several batches (a 4 kB batch size here) and for records without
+    a key."""
+    topics = [kafka_settings.topics.news_tagged, kafka_settings.topics.events("alliance")]
+    records = [
+        (topics[n % 3 == 0], None if n % 10 == 9 else b"item-%d" % n, b"%d:" % n + b"x" * 300)
+        for n in range(120)
+    ]
+    producer = make_producer(kafka_settings, "test", max_batch_size=4096)
+    await producer.start()
+    try:
+        futures = await send_batched(producer, records)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    assert len(futures) > 2 * 3  # more than one batch per topic partition
+    for topic in topics:
+        sent = [(key, value) for to, key, value in records if to == topic]
+        got = await read_topic(kafka_settings, topic, count=len(sent))
+        assert sorted((r.key or b"", r.value) for r in got) == sorted(
+            (key or b"", value) for key, value in sent
+        )
+        for record in got:
+            if record.key is not None:
+                assert record.partition == DefaultPartitioner()(record.key, [0, 1, 2], [])
+        for partition in range(3):
+            order = [int(r.value.split(b":")[0]) for r in got if r.partition == partition]
+            assert order == sorted(order)
+
+
+# Kafka's own murmur2 test values (UtilsTest, Java's signed int): Utils.toPositive(h) % n is
+# the default partitioner's pick for a keyed record.
+JAVA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+def test_partition_for_is_the_java_clients_murmur2() -> None:
+    for key, hashed in JAVA_MURMUR2.items():
+        for count in (1, 3, 7, 12):
+            assert partition_for(key, list(range(count))) == (hashed & 0x7FFFFFFF) % count
+    assert partition_for(None, [4]) == 4
 
 
 async def test_topic_creation_is_idempotent(kafka_settings: KafkaSettings) -> None:

@@ -2,11 +2,12 @@
 
 Delivery is at-least-once. Events are taken in batches without auto-ack; each batch is prepared
 (here or in the tagging processes, processor.pool), finished (stories, routing), its outputs sent
-by the processor's own aiokafka producer, and a third task acks events in order only after
-awaiting every one of their send futures, so a committed offset always means its outputs are in
-Kafka. (faust's producer wraps each send in bookkeeping that doubled the cost per
-record on a path writing two to four records per item; it still writes the story changelog, and
-with `processor_exactly_once` the outputs too, through its transactions.) A
+by the processor's own aiokafka producer, one record batch per topic partition (core.kafka.
+send_batched), and a third task acks events in order only after awaiting every one of their
+send futures, so a committed offset always means its outputs are in Kafka. (faust's producer
+wraps each send in bookkeeping that doubled the cost per record on a path writing two to four
+records per item; it still writes the story changelog, and with `processor_exactly_once` the
+outputs too, through its transactions.) A
 worker that dies leaves the offsets after its last commit to another worker of the group, which
 reprocesses them (duplicates possible, keyed by item id; nothing lost).
 
@@ -42,6 +43,7 @@ from blocwatch.core.kafka import (
     prepare_join,
     recreate_missing_topics,
     refresh_metadata,
+    send_batched,
 )
 from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
@@ -154,20 +156,21 @@ class Processor:
         self.metrics.assigned_partitions.set_function(lambda: len(self._assigned()))
         self.metrics.stories_live.set_function(lambda: len(self.stories))
 
-    async def _send(self, output: Output) -> Awaitable[Any]:
-        """Start one send; returns the future that resolves when Kafka acknowledges it."""
-        if self.settings.processor_exactly_once:  # faust routes it through the transaction
-            topic = self.outputs.get(output.topic)
-            if topic is None:
-                topic = self.outputs[output.topic] = _raw(self.app, output.topic)
-            sent: Awaitable[Any] = await topic.send(key=output.key, value=output.value)
-            return sent
+    async def _deliver(self, outcomes: list[Outcome]) -> list[Awaitable[Any]]:
+        """Start sending a batch's outputs; returns futures that resolve when Kafka has them."""
+        outputs = [out for outcome in outcomes for out in outcome.outputs]
+        if self.settings.processor_exactly_once:  # faust routes them through its transaction
+            return [await self._send_transactional(out) for out in outputs]
         if self.producer is None:
             raise RuntimeError("the output producer is not started")
-        future: Awaitable[Any] = await self.producer.send(
-            output.topic, output.value, key=output.key
-        )
-        return future
+        return await send_batched(self.producer, ((o.topic, o.key, o.value) for o in outputs))
+
+    async def _send_transactional(self, output: Output) -> Awaitable[Any]:
+        topic = self.outputs.get(output.topic)
+        if topic is None:
+            topic = self.outputs[output.topic] = _raw(self.app, output.topic)
+        sent: Awaitable[Any] = await topic.send(key=output.key, value=output.value)
+        return sent
 
     @property
     def output_topics(self) -> list[str]:
@@ -261,7 +264,7 @@ class Processor:
             events, now, job = await preparing.get()
             try:
                 outcomes = self._finish(events, await job, now)
-                futures = [await self._send(out) for outcome in outcomes for out in outcome.outputs]
+                futures = await self._deliver(outcomes)
             # Nothing of this batch was acked: crash, and its partitions resume from the commit.
             except Exception as exc:
                 log.error("processing failed, stopping the worker: %r", exc)
