@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.codec import decode, encode
 from blocwatch.core.errors import BrokerError, ContractError
-from aiokafka.partitioner import DefaultPartitioner
-
 from blocwatch.core.kafka import (
     ensure_topics,
     list_topics,

@@ -3,13 +3,16 @@ would compute, and a process that dies on one record costing only that record.""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from blocwatch.processor.pool import TaggingPool
+from blocwatch.processor.pool import TaggingPool, _pipe_size
 from blocwatch.processor.processing import Prepared, Rejected, prepare
 from blocwatch.processor.tagging import TAGGER_VERSION, Tagging, tag_text
 from tests.processor_workers import news_bytes
@@ -17,6 +20,8 @@ from tests.processor_workers import news_bytes
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 DEATH = "this headline kills the tagging process"
 HANG = "this headline sends the tagger into an endless loop"
+
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 RECORDS: list[bytes | None] = [
     news_bytes("p1", "North Korea fires ballistic missile into the sea off its east coast"),
@@ -78,6 +83,22 @@ async def test_a_process_dying_on_one_record_loses_only_that_record() -> None:
     assert dead.error_type == "BrokenProcessPool"
     assert [r.item_id for r in results if isinstance(r, Prepared)] == ["p1", "p2", "p3", "p4"]
     assert isinstance(after[0], Prepared)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+async def test_a_whole_batch_fits_the_pools_pipes() -> None:
+    """A batch of results (300-400 kB) is written at once instead of 64 kB at a time: the
+    tagging process stalled on each chunk (see processor.pool._widen_pipes). Also after a
+    restart, whose executor is new."""
+    pool = TaggingPool(1, TAGGER_VERSION)
+    try:
+        for _ in range(2):
+            executor: Any = pool._executor
+            for queue in (executor._result_queue, executor._call_queue):
+                assert fcntl.fcntl(queue._reader.fileno(), F_GETPIPE_SZ) == _pipe_size()
+            await pool._restart()
+    finally:
+        pool.close()
 
 
 def test_a_pool_needs_a_process() -> None:
