@@ -3,11 +3,12 @@
 All run as subprocesses on one embedded broker, one at a time, in ROUNDS rounds of the three
 workers, each round in another order (a rotation, then mirrored), each run on its own topic prefix
 holding the same N pre-loaded NewsItems (~400 bytes). "processor" is `blocwatch process` as
-configured by default (tagging in the worker's process); "pooled" is the same with one tagging
-process (BLOCWATCH_PROCESSOR_TAGGING_PROCESSES=1). Throughput is N divided by the span between the
-first and the last output record's timestamp, so worker start-up is not counted. Goal: the
-processor (decode, tag, cluster, route, await acks, then commit) reaches ≥ 0.8 of the passthrough
-(`async for value in stream: await topic.send(value=value)`).
+configured by default (BLOCWATCH_PROCESSOR_TAGGING_PROCESSES=auto: one tagging process beside
+the worker on a machine with two CPUs or more, as this one); "in-process" is the same with all
+tagging in the worker's own process (=0), what a pod limited to one CPU runs. Throughput is N
+divided by the span between the first and the last output record's timestamp, so worker start-up
+is not counted. Goal: the processor (decode, tag, cluster, route, await acks, then commit) reaches
+≥ 0.8 of the passthrough (`async for value in stream: await topic.send(value=value)`).
 
 The machine is shared and steps between speeds within minutes, so a ratio is only taken between
 runs of the same round (a minute or two apart), and the median of the rounds' ratios is reported
@@ -36,14 +37,16 @@ from blocwatch.core.broker import EmbeddedBroker, free_port
 from blocwatch.core.kafka import ensure_topics, make_consumer, make_producer
 from blocwatch.core.models import NewsItem
 from blocwatch.core.settings import KafkaSettings
+from blocwatch.processor.pool import tagging_processes
 
 __all__ = ["main"]
 
 DEFAULT_N = 6_000
-WORKERS = ("passthrough", "processor", "pooled")
+WORKERS = ("passthrough", "processor", "in-process")
 ROUNDS = 4
-CONFIGS = {"processor": "0", "pooled": "1"}  # BLOCWATCH_PROCESSOR_TAGGING_PROCESSES
+CONFIGS = {"in-process": "0"}  # BLOCWATCH_PROCESSOR_TAGGING_PROCESSES; others: the default
 GOAL = 0.8
+TAGGING_PROCESSES = "BLOCWATCH_PROCESSOR_TAGGING_PROCESSES"
 REPO = Path(__file__).resolve().parents[1]
 HEADLINES = [
     "North Korea fires ballistic missile into the sea off its east coast, Seoul says",
@@ -131,16 +134,17 @@ async def _observe(settings: KafkaSettings, topic: str, n: int, pid: int) -> tup
 
 
 def _spawn(
-    command: list[str], settings: KafkaSettings, data: Path, log: Path, processes: str = "0"
+    command: list[str], settings: KafkaSettings, data: Path, log: Path, processes: str | None
 ) -> Any:
+    inherited = {k: v for k, v in os.environ.items() if k != TAGGING_PROCESSES}
     env = {
-        **os.environ,
+        **inherited,
         "BLOCWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "BLOCWATCH_TOPIC_PREFIX": settings.topic_prefix,
         "BLOCWATCH_PROCESSOR_DATA_DIR": str(data),
         "BLOCWATCH_PROCESSOR_METRICS_PORT": str(free_port()),
         "BLOCWATCH_LOG_LEVEL": "WARNING",
-        "BLOCWATCH_PROCESSOR_TAGGING_PROCESSES": processes,
+        **({} if processes is None else {TAGGING_PROCESSES: processes}),
     }
     with open(log, "wb") as out:
         return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
@@ -150,7 +154,7 @@ async def _measure(
     name: str, command: list[str], settings: KafkaSettings, n: int, tmp: Path
 ) -> tuple[float, float, float]:
     """(msg/s wall, msg per CPU-second, peak RSS in MB) of one worker over n messages."""
-    config = CONFIGS.get(name.rstrip("0123456789"), "0")
+    config = CONFIGS.get(name.rstrip("0123456789"))
     worker = _spawn(command, settings, tmp / f"{name}-data", tmp / f"{name}.log", config)
     try:
         wall, per_cpu = await _observe(settings, settings.topics.news_tagged, n, worker.pid)
@@ -176,7 +180,7 @@ async def _bench(n: int, rounds: int = ROUNDS) -> list[Round]:
     commands = {
         "passthrough": [sys.executable, "-m", "bench.bench_processor", "passthrough"],
         "processor": [blocwatch, "process"],
-        "pooled": [blocwatch, "process"],
+        "in-process": [blocwatch, "process"],
     }
     results: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
@@ -237,8 +241,10 @@ def main() -> list[Measurement]:
             values = [measured[name][what] for measured in rounds]
             runs = ", ".join(f"{v:,.0f}" for v in values)
             print(f"  {name:<12} {unit:<14} median {statistics.median(values):>7,.0f}  ({runs})")
+    processes = tagging_processes("auto")
+    default = f"stage ({processes} tagging process by default here)"
     measurements = []
-    for name, label in (("processor", "stage"), ("pooled", "stage with 1 tagging process")):
+    for name, label in (("processor", default), ("in-process", "stage tagging in-process")):
         for what, kind in ((0, "wall clock"), (1, "per CPU-second")):
             ratios = _ratios(rounds, name, what)
             ratio = statistics.median(ratios)
@@ -258,7 +264,10 @@ def main() -> list[Measurement]:
             max(measured[name][2] for measured in rounds),
             "MB",
         )
-        for name, extra in (("processor", ""), ("pooled", " + its tagging process"))
+        for name, extra in (
+            ("processor", " + its tagging process" if processes else ""),
+            ("in-process", ""),
+        )
     ]
     return [*measurements, *memory]
 

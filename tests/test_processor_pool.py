@@ -8,12 +8,22 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from blocwatch.processor.pool import TaggingPool, _pipe_size
+from blocwatch.core.errors import ConfigError
+from blocwatch.core.settings import load_settings
+from blocwatch.processor.pool import (
+    TaggingPool,
+    _pipe_size,
+    cpu_quota,
+    tagging_processes,
+    usable_cpus,
+)
 from blocwatch.processor.processing import Prepared, Rejected, prepare
+from blocwatch.processor.settings import ProcessorSettings
 from blocwatch.processor.tagging import TAGGER_VERSION, Tagging, tag_text
 from tests.processor_workers import news_bytes
 
@@ -122,3 +132,59 @@ async def test_a_record_that_hangs_a_process_is_dead_lettered_after_the_timeout(
     assert stuck.error_type == "TimeoutError"
     assert pool.restarts == 2  # the batch timed out, then the record alone did again
     assert isinstance(after[0], Prepared)
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "v1_quota", "v1_period", "cpus"),
+    [
+        ("max 100000", None, None, None),  # cgroup v2, no limit
+        ("250000 100000", None, None, 2.5),
+        ("25000 100000", None, None, 0.25),  # resources.limits.cpu: 250m
+        (None, "-1", "100000", None),  # cgroup v1, no limit
+        (None, "150000", "100000", 1.5),
+        (None, None, None, None),  # nothing readable
+        ("garbage", None, None, None),
+    ],
+)
+def test_cpu_limit_from_cgroup_files(
+    cpu_max: str | None, v1_quota: str | None, v1_period: str | None, cpus: float | None
+) -> None:
+    assert cpu_quota(cpu_max, v1_quota, v1_period) == cpus
+
+
+def test_usable_cpus_is_the_affinity_capped_by_the_cgroup_limit(tmp_path: Path) -> None:
+    allowed = len(os.sched_getaffinity(0))
+    assert usable_cpus(tmp_path) == allowed  # no cgroup files: the affinity
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert usable_cpus(tmp_path) == 0.5
+    (tmp_path / "cpu.max").write_text(f"{400_000 * allowed} 100000\n")
+    assert usable_cpus(tmp_path) == allowed  # a limit above the affinity changes nothing
+
+
+def test_auto_tagging_processes_follow_the_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tagging_processes(0) == 0
+    assert tagging_processes(3) == 3
+    monkeypatch.setattr("blocwatch.processor.pool.usable_cpus", lambda: 1.5)
+    assert tagging_processes("auto") == 0
+    monkeypatch.setattr("blocwatch.processor.pool.usable_cpus", lambda: 2.0)
+    assert tagging_processes("auto") == 1
+    monkeypatch.setattr("blocwatch.processor.pool.usable_cpus", lambda: 16.0)
+    assert tagging_processes("auto") == 1
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("auto", "auto"), ("0", 0), ("2", 2)])
+def test_tagging_processes_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str, parsed: int | str
+) -> None:
+    assert ProcessorSettings().processor_tagging_processes == "auto"  # the default
+    monkeypatch.setenv("BLOCWATCH_PROCESSOR_TAGGING_PROCESSES", value)
+    assert load_settings(ProcessorSettings).processor_tagging_processes == parsed
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "many"])
+def test_bad_tagging_processes_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("BLOCWATCH_PROCESSOR_TAGGING_PROCESSES", value)
+    with pytest.raises(ConfigError, match="BLOCWATCH_PROCESSOR_TAGGING_PROCESSES"):
+        load_settings(ProcessorSettings)

@@ -47,7 +47,7 @@ from blocwatch.core.kafka import (
 )
 from blocwatch.core.metrics import OpsServer, new_registry
 from blocwatch.processor.metrics import ProcessorMetrics
-from blocwatch.processor.pool import TaggingPool
+from blocwatch.processor.pool import TaggingPool, tagging_processes
 from blocwatch.processor.processing import (
     Outcome,
     Output,
@@ -331,15 +331,16 @@ class OutputProducer(Service):
 class TaggingProcesses(Service):
     """The processor's tagging pool: started (warm) before the app, shut down after it."""
 
-    def __init__(self, processor: Processor, **kwargs: Any) -> None:
+    def __init__(self, processor: Processor, processes: int, **kwargs: Any) -> None:
         self.processor = processor
+        self.processes = processes
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         processor = self.processor
         settings = processor.settings
         pool = TaggingPool(
-            settings.processor_tagging_processes,
+            self.processes,
             processor.tagger_version,
             processor.tag,
             on_restart=processor.metrics.tagging_restarts.inc,
@@ -375,7 +376,8 @@ def run_worker(
     tagger_version: str = TAGGER_VERSION,
 ) -> int:
     """Run one worker in this process until SIGTERM/SIGINT; returns the exit code."""
-    if tag is tag_text and not settings.processor_tagging_processes:
+    processes = tagging_processes(settings.processor_tagging_processes)
+    if tag is tag_text and not processes:
         # Compile the rules (~1.5 s with the Hyperscan prefilter) before joining the group, not
         # on the first record with the event loop blocked (tagging processes warm themselves).
         default_tagger()
@@ -388,7 +390,7 @@ def run_worker(
         processor.app,
         OpsService(ops),
         *([] if settings.processor_exactly_once else [OutputProducer(processor)]),
-        *([TaggingProcesses(processor)] if settings.processor_tagging_processes else []),
+        *([TaggingProcesses(processor, processes)] if processes else []),
         loop=loop,
         loglevel=settings.log_level,
         quiet=True,
@@ -398,10 +400,11 @@ def run_worker(
     # which builds a log record for every message sent; we never show the spinner anyway.
     worker.spinner = None
     log.info(
-        "processor %s: %s → %s, metrics on %s",
+        "processor %s: %s → %s, %s, metrics on %s",
         settings.app_id,
         settings.topics.news_raw,
         settings.topics.news_tagged,
+        f"{processes} tagging process(es)" if processes else "tagging in the worker's process",
         ops.url,
     )
     try:

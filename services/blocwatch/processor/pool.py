@@ -29,12 +29,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from blocwatch.processor.processing import Preparation, Rejected, TagFunction, prepare
 from blocwatch.processor.tagging import default_tagger, tag_text
 
-__all__ = ["TaggingPool", "prepare_batch"]
+__all__ = ["TaggingPool", "prepare_batch", "tagging_processes", "usable_cpus"]
 
 log = logging.getLogger(__name__)
 PIPE_SIZE = 1 << 20
@@ -84,6 +84,46 @@ def _pipe_size() -> int:
     except (OSError, ValueError):
         limit = PIPE_SIZE
     return min(PIPE_SIZE, limit)
+
+
+def tagging_processes(setting: int | Literal["auto"]) -> int:
+    """The processes `processor_tagging_processes` asks for; "auto" is one if the worker may use
+    two CPUs (one for faust, Kafka and the stories, one for tagging), else none. One, not a CPU
+    each: the worker's own event loop is then the limit; more throughput takes more workers."""
+    if setting != "auto":
+        return setting
+    return 1 if usable_cpus() >= 2 else 0
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
+    """CPUs this process may use: its CPU affinity, capped by a cgroup CPU limit (a container's
+    `resources.limits.cpu`) when there is one."""
+    allowed = float(len(os.sched_getaffinity(0)))
+    v2 = _read(cgroup / "cpu.max")
+    v1 = _read(cgroup / "cpu" / "cpu.cfs_quota_us"), _read(cgroup / "cpu" / "cpu.cfs_period_us")
+    quota = cpu_quota(v2, *v1)
+    return allowed if quota is None else min(allowed, quota)
+
+
+def cpu_quota(cpu_max: str | None, v1_quota: str | None, v1_period: str | None) -> float | None:
+    """The CPU limit in CPUs from cgroup v2's cpu.max ("max 100000", "50000 100000") or cgroup
+    v1's cfs quota and period (-1: none); None without a limit or anything readable."""
+    try:
+        if cpu_max is not None:
+            quota, period = cpu_max.split()
+            return None if quota == "max" else int(quota) / int(period)
+        if v1_quota is not None and v1_period is not None and int(v1_quota) > 0:
+            return int(v1_quota) / int(v1_period)
+    except ValueError:
+        log.debug("unreadable cgroup CPU limit %r / %r %r", cpu_max, v1_quota, v1_period)
+    return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _why(exc: BaseException) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -58,13 +58,12 @@ class ProcessorSettings(ServiceSettings):
         gt=0,
         description="Longest wait for a batch to fill before processing what has arrived.",
     )
-    processor_tagging_processes: int = Field(
-        default=0,
-        ge=0,
-        le=64,
+    processor_tagging_processes: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = Field(
+        default="auto",
         description=(
-            "Processes that tag batches beside the worker (0: tag in the worker's own process). "
-            "One per spare CPU core raises a worker's throughput."
+            "Processes that tag batches beside the worker (0: tag in the worker's own process; "
+            "auto: one if the worker may use two CPUs or more by its CPU affinity and cgroup CPU "
+            "limit, else 0). More than one pays only with a CPU each and a busy stream."
         ),
     )
     processor_tagging_timeout_seconds: float = Field(
