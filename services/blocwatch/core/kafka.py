@@ -110,10 +110,10 @@ async def send_batched(
     that resolve when Kafka has acknowledged each batch.
 
     `producer.send` goes through aiokafka's Python path for every record (metadata wait,
-    partitioner, accumulator, one future each): measured ~25 µs CPU per record of a processor
-    item, more than half the cost of producing it; building the batches here is ~8 µs. Records
-    keep their order within a partition. Batches are closed before they are queued, so the
-    producer sends them without waiting out its linger.
+    partitioner, accumulator, one future each): 43-46 µs of CPU per processor item of 1.67
+    records of 2 kB, against 18-24 µs with the batches built here (measured on the embedded
+    broker). Records keep their order within a partition. Batches are closed before they are
+    queued, so the producer sends them without waiting out its linger.
     """
     partitions: dict[str, list[int]] = {}
     open_batches: dict[tuple[str, int], Any] = {}

@@ -98,7 +98,8 @@ def tagging_processes(setting: int | Literal["auto"]) -> int:
 def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
     """CPUs this process may use: its CPU affinity, capped by a cgroup CPU limit (a container's
     `resources.limits.cpu`) when there is one."""
-    allowed = float(len(os.sched_getaffinity(0)))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU
+    allowed = float(len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
     v2 = _read(cgroup / "cpu.max")
     v1 = _read(cgroup / "cpu" / "cpu.cfs_quota_us"), _read(cgroup / "cpu" / "cpu.cfs_period_us")
     quota = cpu_quota(v2, *v1)
