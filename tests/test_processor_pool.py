@@ -31,8 +31,6 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 DEATH = "this headline kills the tagging process"
 HANG = "this headline sends the tagger into an endless loop"
 
-F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-
 RECORDS: list[bytes | None] = [
     news_bytes("p1", "North Korea fires ballistic missile into the sea off its east coast"),
     news_bytes("p2", "Russia and North Korea sign mutual defence pact in Pyongyang"),
@@ -105,7 +103,7 @@ async def test_a_whole_batch_fits_the_pools_pipes() -> None:
         for _ in range(2):
             executor: Any = pool._executor
             for queue in (executor._result_queue, executor._call_queue):
-                assert fcntl.fcntl(queue._reader.fileno(), F_GETPIPE_SZ) == _pipe_size()
+                assert fcntl.fcntl(queue._reader.fileno(), fcntl.F_GETPIPE_SZ) == _pipe_size()
             await pool._restart()
     finally:
         pool.close()

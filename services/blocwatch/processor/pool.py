@@ -38,7 +38,6 @@ __all__ = ["TaggingPool", "prepare_batch", "tagging_processes", "usable_cpus"]
 
 log = logging.getLogger(__name__)
 PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; Python names it from 3.10 on
 
 
 def _start_process() -> None:
@@ -68,11 +67,13 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
     The queues are private attributes of ProcessPoolExecutor: anything unexpected leaves the
     default pipes.
     """
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):  # pipe sizes are Linux's
+        return
     size = _pipe_size()
     for name in ("_result_queue", "_call_queue"):
         reader = getattr(getattr(executor, name, None), "_reader", None)
         try:
-            fcntl.fcntl(reader.fileno(), F_SETPIPE_SZ, size)  # type: ignore[union-attr]
+            fcntl.fcntl(reader.fileno(), fcntl.F_SETPIPE_SZ, size)  # type: ignore[union-attr]
         except (AttributeError, OSError, ValueError) as exc:
             log.debug("tagging pool: %s pipe keeps its default size: %s", name, exc)
 
